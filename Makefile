@@ -1,0 +1,30 @@
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## create .venv, install packages, fetch JVM jars (idempotent)
+	@scripts/bootstrap.sh
+
+run: bootstrap ## run the whole pipeline with the dashboard on http://127.0.0.1:8050
+	$(VENV)/cryptolab up $(ARGS)
+
+test: bootstrap ## run the whole test suite (unit, integration, e2e)
+	$(VENV)/python -m pytest $(ARGS)
+
+lint: bootstrap ## ruff + mypy
+	$(VENV)/ruff check cryptolab tests
+	$(VENV)/ruff format --check cryptolab tests
+	$(VENV)/mypy
+
+kafka-start: bootstrap ## start the local Kafka broker in the background
+	$(VENV)/cryptolab kafka start
+
+kafka-stop: ## stop the local Kafka broker
+	$(VENV)/cryptolab kafka stop
+
+clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
+	rm -rf data
+
+.PHONY: help bootstrap run test lint kafka-start kafka-stop clean-data

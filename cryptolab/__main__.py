@@ -1,0 +1,5 @@
+import sys
+
+from cryptolab.cli import main
+
+sys.exit(main())

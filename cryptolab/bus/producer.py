@@ -1,0 +1,134 @@
+"""Feed -> Kafka: parse raw frames, publish normalized trades keyed by symbol, route bad frames
+to the dead-letter topic with the reason.
+
+Messages are batched by the Kafka client (``linger_ms``) and acknowledged by all in-sync
+replicas (``acks=all``, idempotent producer); nothing is flushed per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from cryptolab.errors import BrokerError, FrameError
+from cryptolab.model import Trade, now_ms, parse_frame
+from cryptolab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_DLQ_RAW_CHARS = 100_000
+
+
+@dataclass
+class ProducerStats:
+    frames: int = 0
+    trades: int = 0
+    dlq: int = 0
+    send_errors: int = 0
+    per_symbol: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "trades": self.trades,
+            "dlq": self.dlq,
+            "send_errors": self.send_errors,
+            "per_symbol": dict(self.per_symbol),
+        }
+
+
+def dlq_record(frame: str | bytes, reason: str) -> bytes:
+    raw = frame.decode("utf-8", errors="replace") if isinstance(frame, bytes) else frame
+    return orjson.dumps(
+        {"raw": raw[:MAX_DLQ_RAW_CHARS], "reason": reason, "ingest_time": now_ms()}
+    )
+
+
+class TradeProducer:
+    """Publishes frames to Kafka. The Kafka client is created on first use."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.stats = ProducerStats()
+        self._client: KafkaProducer | None = None
+        self._lock = threading.Lock()
+        self._last_error: BaseException | None = None
+
+    @property
+    def client(self) -> KafkaProducer:
+        if self._client is None:
+            try:
+                self._client = KafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=20,
+                    batch_size=256 * 1024,
+                    retries=2**31 - 1,
+                    request_timeout_ms=30_000,
+                    max_block_ms=60_000,
+                )
+            except (KafkaError, OSError) as exc:
+                raise BrokerError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+        return self._client
+
+    def _on_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.stats.send_errors += 1
+            self._last_error = exc
+        log.error("kafka send failed error=%r", exc)
+
+    def publish_trade(self, trade: Trade) -> None:
+        future = self.client.send(
+            self.settings.topic, key=trade.symbol.encode(), value=trade.to_json()
+        )
+        future.add_errback(self._on_error)
+        self.stats.trades += 1
+        self.stats.per_symbol[trade.symbol] = self.stats.per_symbol.get(trade.symbol, 0) + 1
+
+    def publish_dlq(self, frame: str | bytes, reason: str) -> None:
+        future = self.client.send(self.settings.dlq_topic, value=dlq_record(frame, reason))
+        future.add_errback(self._on_error)
+        self.stats.dlq += 1
+        log.debug("frame to dlq reason=%s", reason)
+
+    def publish(self, frame: str | bytes) -> Trade | None:
+        """Parse one raw frame and send it to the trades topic or, if bad, to the DLQ."""
+        self.stats.frames += 1
+        try:
+            trade = parse_frame(frame)
+        except FrameError as exc:
+            self.publish_dlq(frame, exc.reason)
+            return None
+        self.publish_trade(trade)
+        return trade
+
+    def publish_all(self, frames: Iterable[str | bytes], stop: threading.Event | None = None) -> None:
+        for frame in frames:
+            if stop is not None and stop.is_set():
+                break
+            self.publish(frame)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every message is acknowledged; raise if any send failed."""
+        if self._client is None:
+            return
+        self._client.flush(timeout=timeout)
+        if self._last_error is not None:
+            raise BrokerError(
+                f"{self.stats.send_errors} message(s) could not be sent to Kafka at "
+                f"{self.bootstrap}: {self._last_error!r}"
+            )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close(timeout=30)
+            self._client = None

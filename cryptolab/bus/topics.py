@@ -1,0 +1,51 @@
+"""Topic names and creation."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from cryptolab.errors import BrokerError
+from cryptolab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings, bootstrap: str) -> None:
+    """Create the trades topic and its dead-letter topic if they do not exist."""
+    wanted = {settings.topic: settings.topic_partitions, settings.dlq_topic: 1}
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    except (KafkaError, OSError) as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=parts, replication_factor=1)
+            for name, parts in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("created topics %s", ",".join(t.name for t in missing))
+    finally:
+        admin.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Next offset of every partition of ``topic`` (what a caught-up consumer has read)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return {tp.partition: int(off) for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()

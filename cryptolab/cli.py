@@ -1,0 +1,249 @@
+"""Command line: parse arguments, then call library functions. No pipeline logic here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptolab.errors import CryptolabError
+from cryptolab.settings import Settings, load_settings
+
+log = logging.getLogger("cryptolab")
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive")
+    return value
+
+
+def _iso(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-11-01T00:00:00Z)"
+        ) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    from cryptolab.feeds.source import live_source, replay_source, sample_tape
+    from cryptolab.stack import Stack
+
+    settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
+    if args.until_drained and args.source != "replay":
+        raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
+    if args.source == "replay":
+        source = replay_source(args.tape or sample_tape(), args.speed)
+    else:
+        if args.tape:
+            raise CryptolabError("--tape goes with --source replay")
+        source = live_source(settings)
+    stack = Stack(settings, source)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start(dash=not args.no_dash)
+        if stack.dashboard is not None:
+            print(f"dashboard: {stack.dashboard.url}", flush=True)
+        stack.run(seconds=args.seconds, until_drained=args.until_drained)
+    except KeyboardInterrupt:
+        log.info("interrupted, stopping")
+    finally:
+        stack.stop()
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from cryptolab.store import open_store, queries
+    from cryptolab.store.render import render_candles
+
+    settings = _settings(args)
+    store = open_store(settings)
+    try:
+        frame = queries.candles(
+            store, args.symbol.upper(), args.interval, args.start, args.end, last=args.last
+        )
+    finally:
+        store.close()
+    sys.stdout.write(render_candles(frame, args.format))
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from cryptolab.bus.broker import LocalBroker
+
+    settings = _settings(args)
+    if settings.kafka_bootstrap:
+        print(f"CRYPTOLAB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: no local broker to manage")
+        return 0
+    broker = LocalBroker(settings)
+    if args.action == "start":
+        print(f"kafka running at {broker.start()}")
+    elif args.action == "stop":
+        print("kafka stopped" if broker.stop() else "kafka was not running")
+    else:
+        status = broker.status()
+        print(f"kafka {status.describe()}")
+        return 0 if status.running else 3
+    return 0
+
+
+def cmd_tape_synth(args: argparse.Namespace) -> int:
+    from cryptolab.feeds.synth import DEFAULT_START_MS, synth_frames
+    from cryptolab.feeds.tape import write_frames
+
+    start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
+    symbols = load_settings(symbols=args.symbols).symbols
+    frames = synth_frames(symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms)
+    count = write_frames(args.out, frames)
+    print(f"wrote {count} frames to {args.out}")
+    return 0
+
+
+def cmd_jars(args: argparse.Namespace) -> int:
+    from cryptolab.bus.broker import broker_bundle
+    from cryptolab.jvm import resolve
+    from cryptolab.streaming.session import connector_bundle
+
+    settings = _settings(args)
+    for bundle in (broker_bundle(settings.kafka_version), connector_bundle()):
+        cached = bundle.is_cached(settings.jars_dir)
+        if not cached:
+            print(f"resolving {bundle.name} from Maven Central (first time only)...", flush=True)
+        jars = resolve(bundle, settings.jars_dir)
+        print(f"{bundle.name}: {len(jars)} jars in {bundle.folder(settings.jars_dir)}"
+              + (" (cached)" if cached else ""))
+    return 0
+
+
+def cmd_dash(args: argparse.Namespace) -> int:
+    import time
+
+    from cryptolab.dashboard.server import DashServer
+    from cryptolab.store import open_store
+
+    settings = _settings(args, dash_host=args.host, dash_port=args.port)
+    store = open_store(settings)
+    server = DashServer.start(store, settings)
+    print(f"dashboard: {server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        store.close()
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cryptolab", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    parser.add_argument("--data-dir", type=Path, help="state directory (CRYPTOLAB_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole pipeline (feed, Kafka, Spark, store, dashboard)")
+    up.add_argument("--source", choices=("binance", "replay"), default="binance")
+    up.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
+    up.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
+    up.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    up.add_argument("--until-drained", action="store_true",
+                    help="replay only: exit once every trade is in the store and candles are final")
+    up.add_argument("--seconds", type=_positive_float, help="run this long, drain, then exit")
+    up.add_argument("--no-dash", action="store_true", help="do not serve the dashboard")
+    up.add_argument("--host", help="dashboard host (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="dashboard port (default 8050)")
+    up.set_defaults(func=cmd_up)
+
+    query = sub.add_parser("query", help="read from the store")
+    qsub = query.add_subparsers(dest="what", required=True)
+    qc = qsub.add_parser("candles", help="candles of one symbol")
+    qc.add_argument("--symbol", required=True)
+    qc.add_argument("--interval", default="10s")
+    qc.add_argument("--start", type=_iso)
+    qc.add_argument("--end", type=_iso)
+    qc.add_argument("--last", type=int, help="only the newest N candles")
+    qc.add_argument("--format", choices=("csv", "json", "table"), default="table")
+    qc.set_defaults(func=cmd_query)
+
+    kafka = sub.add_parser("kafka", help="manage the local Kafka broker")
+    kafka.add_argument("action", choices=("start", "stop", "status"))
+    kafka.set_defaults(func=cmd_kafka)
+
+    tape = sub.add_parser("tape", help="work with tapes")
+    tsub = tape.add_subparsers(dest="tape_command", required=True)
+    synth = tsub.add_parser("synth", help="write a realistic synthetic tape")
+    synth.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
+    synth.add_argument("--seconds", type=_positive_float, default=600)
+    synth.add_argument("--rate", type=_positive_float, default=50, help="avg trades/s per symbol")
+    synth.add_argument("--seed", type=int, default=7)
+    synth.add_argument("--start", type=_iso, help="time of the first trade (default 2026-11-01)")
+    synth.add_argument("--jitter-ms", type=int, default=0,
+                       help="deliver trades up to this late, out of trade-time order")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.set_defaults(func=cmd_tape_synth)
+
+    jars = sub.add_parser("jars", help="JVM jars (Kafka broker, Spark Kafka connector)")
+    jars.add_argument("action", choices=("fetch",))
+    jars.set_defaults(func=cmd_jars)
+
+    dash_cmd = sub.add_parser("dash", help="serve the dashboard over the store")
+    dash_cmd.add_argument("--host")
+    dash_cmd.add_argument("--port", type=int)
+    dash_cmd.set_defaults(func=cmd_dash)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING - 10 * min(verbosity + 1, 2)  # default INFO for the CLI
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "py4j", "werkzeug", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except CryptolabError as exc:
+        print(f"cryptolab: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"cryptolab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sources of raw Binance frames: the live WebSocket and recorded/synthetic tapes."""

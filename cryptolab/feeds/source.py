@@ -1,0 +1,79 @@
+"""Choosing where frames come from: live Binance, a tape, or the sample tape as a live demo."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from cryptolab.feeds import binance, tape
+from cryptolab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SAMPLE_TAPE = "sample_tape.jsonl.gz"
+
+
+def sample_tape() -> Path:
+    """The small synthetic tape shipped with the package (3 symbols, 15 minutes)."""
+    return Path(str(resources.files("cryptolab.data") / SAMPLE_TAPE))
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "live" | "replay" | "demo"
+    description: str
+    frames: Callable[[threading.Event], Iterator[str]]
+    finite: bool
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind == "live"
+
+
+def replay_source(path: Path, speed: float | None) -> Source:
+    path = Path(path)
+    next(tape.read_frames(path), None)  # fail now, clearly, if the tape is missing or unreadable
+    pace = "max speed" if speed is None else f"{speed:g}x"
+    return Source(
+        kind="replay",
+        description=f"REPLAY of {path.name} at {pace} — not live",
+        frames=lambda stop: tape.replay(tape.read_frames(path), speed),
+        finite=True,
+    )
+
+
+def demo_source(reason: str) -> Source:
+    return Source(
+        kind="demo",
+        description=f"REPLAY — not live (Binance unreachable: {reason[:120]})",
+        frames=lambda stop: tape.replay(tape.looped_live(sample_tape()), 1.0),
+        finite=False,
+    )
+
+
+def live_source(settings: Settings) -> Source:
+    """Live Binance if it answers within the connect timeout, else the looping sample tape."""
+    reason = binance.probe(settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds)
+    if reason is not None:
+        banner = "=" * 78
+        log.warning(
+            "\n%s\n  BINANCE UNREACHABLE (%s)\n  Replaying the bundled sample tape in real time "
+            "instead. THIS IS NOT LIVE DATA.\n%s",
+            banner,
+            reason,
+            banner,
+        )
+        return demo_source(reason)
+    feed = binance.BinanceFeed(
+        settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds
+    )
+    return Source(
+        kind="live",
+        description=f"LIVE Binance {','.join(settings.symbols)}",
+        frames=feed.frames,
+        finite=False,
+    )

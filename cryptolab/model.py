@@ -1,0 +1,152 @@
+"""The Trade record and its schemas (Python, Kafka JSON, Spark, ClickHouse) in one place.
+
+Prices and quantities travel as decimal *strings* exactly as Binance sent them, and become
+``Decimal(18, 8)`` in Spark and ClickHouse, so OHLC, volume and quote volume are exact.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from cryptolab.errors import FrameError
+
+PRICE_SCALE = 8
+"""Binance quotes prices and quantities with at most 8 decimals."""
+MAX_DECIMAL = Decimal("9999999999.99999999")
+"""Largest value of Decimal(18, 8)."""
+
+WINDOW_SECONDS = 10
+
+# Spark reads the Kafka value with this schema (DDL string, so importing this module needs no JVM).
+SPARK_TRADE_SCHEMA = (
+    "symbol STRING, trade_id BIGINT, price STRING, qty STRING, trade_time BIGINT, "
+    "event_time BIGINT, is_buyer_maker BOOLEAN, ingest_time BIGINT"
+)
+
+CANDLE_COLUMNS = (
+    "symbol",
+    "window_start",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "vwap",
+    "trades",
+    "buy_volume",
+    "first_trade_id",
+    "last_trade_id",
+)
+"""Public candle columns, in the order of `cryptolab query candles` CSV output."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One normalized trade: the Kafka message value (JSON), keyed by ``symbol``."""
+
+    symbol: str
+    trade_id: int
+    price: str
+    qty: str
+    trade_time: int  # ms since epoch, Binance "T"
+    event_time: int  # ms since epoch, Binance "E"
+    is_buyer_maker: bool  # Binance "m": True means the taker sold
+    ingest_time: int  # ms since epoch, producer clock
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Trade:
+        return cls(**orjson.loads(payload))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _decimal_field(data: dict[str, Any], key: str, name: str) -> str:
+    raw = data.get(key)
+    if not isinstance(raw, str):
+        raise FrameError(f"{name} ({key!r}) must be a decimal string, got {type(raw).__name__}")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise FrameError(f"{name} ({key!r}) is not a number: {raw[:40]!r}") from None
+    if not value.is_finite():
+        raise FrameError(f"{name} ({key!r}) is not finite: {raw[:40]!r}")
+    if value <= 0:
+        raise FrameError(f"{name} ({key!r}) must be positive, got {raw[:40]!r}")
+    if value > MAX_DECIMAL:
+        raise FrameError(f"{name} ({key!r}) is too large: {raw[:40]!r}")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > PRICE_SCALE and value != value.quantize(
+        Decimal(1).scaleb(-PRICE_SCALE)
+    ):
+        raise FrameError(f"{name} ({key!r}) has more than {PRICE_SCALE} decimals: {raw[:40]!r}")
+    return raw
+
+
+def _int_field(data: dict[str, Any], key: str, name: str) -> int:
+    raw = data.get(key)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise FrameError(f"{name} ({key!r}) must be an integer, got {type(raw).__name__}")
+    if raw < 0 or raw >= 2**63:
+        raise FrameError(f"{name} ({key!r}) out of range: {raw}")
+    return raw
+
+
+def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
+    """Parse one raw Binance trade frame (combined stream or raw stream) into a Trade.
+
+    A real combined-stream payload::
+
+        {"stream":"btcusdt@trade","data":{"e":"trade","E":1732867200123,"s":"BTCUSDT",
+         "t":4242424242,"p":"97000.01000000","q":"0.00150000","T":1732867200120,
+         "m":true,"M":true}}
+
+    Raises FrameError with a human-readable reason for anything else.
+    """
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"invalid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise FrameError(f"frame must be a JSON object, got {type(message).__name__}")
+    stream = message.get("stream")
+    data = message.get("data", message) if "stream" in message else message
+    if not isinstance(data, dict):
+        raise FrameError("'data' must be a JSON object")
+    event = data.get("e")
+    if event != "trade":
+        raise FrameError(f"unknown event type {str(event)[:40]!r} (expected 'trade')")
+    symbol = data.get("s")
+    if not isinstance(symbol, str) or not symbol.isalnum() or len(symbol) > 32:
+        raise FrameError(f"symbol ('s') must be letters and digits, got {str(symbol)[:40]!r}")
+    if stream is not None and (
+        not isinstance(stream, str) or stream.split("@", 1)[0] != symbol.lower()
+    ):
+        raise FrameError(f"stream {str(stream)[:40]!r} does not match symbol {symbol!r}")
+    return Trade(
+        symbol=symbol,
+        trade_id=_int_field(data, "t", "trade id"),
+        price=_decimal_field(data, "p", "price"),
+        qty=_decimal_field(data, "q", "quantity"),
+        trade_time=_int_field(data, "T", "trade time"),
+        event_time=_int_field(data, "E", "event time"),
+        is_buyer_maker=_bool_field(data, "m", "buyer-maker flag"),
+        ingest_time=now_ms() if ingest_time is None else ingest_time,
+    )
+
+
+def _bool_field(data: dict[str, Any], key: str, name: str) -> bool:
+    raw = data.get(key)
+    if not isinstance(raw, bool):
+        raise FrameError(f"{name} ({key!r}) must be true or false, got {type(raw).__name__}")
+    return raw

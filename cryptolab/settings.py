@@ -1,0 +1,131 @@
+"""One frozen Settings object.
+
+Precedence: explicit argument (CLI flag, notebook call) > environment variable ``CRYPTOLAB_*``
+> ``.env`` file > default. An unknown ``CRYPTOLAB_*`` variable or ``.env`` key fails loudly, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cryptolab.errors import ConfigError
+
+ENV_PREFIX = "CRYPTOLAB_"
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+
+
+class Settings(BaseSettings):
+    """Every knob of cryptolab. Construct through :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(Path("data"), description="local state: broker log, chDB data, checkpoints")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "cryptolab", description="downloaded JVM jars (Ivy cache)"
+    )
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SYMBOLS, description="A,B,C")
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(None, description="external cluster; unset = local broker")
+    kafka_port: int = Field(0, ge=0, le=65535, description="local broker port; 0 = pick a free one")
+    kafka_version: str = Field("4.1.1", description="Apache Kafka version of the local broker")
+    kafka_heap: str = Field("512m", description="-Xmx of the local broker JVM")
+    topic: str = Field("binance_trades", min_length=1)
+    dlq_topic: str = Field("binance_trades_dlq", min_length=1)
+    topic_partitions: int = Field(3, ge=1)
+
+    # Spark
+    spark_master: str = Field("local[*]", description="local[*] or spark://host:7077")
+    trigger_seconds: float = Field(1.0, gt=0, description="micro-batch trigger interval")
+    watermark_seconds: float = Field(5.0, ge=0, description="event-time lateness allowed")
+    shuffle_partitions: int = Field(2, ge=1)
+    max_offsets_per_trigger: int | None = Field(None, ge=1)
+    starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
+
+    # ClickHouse
+    clickhouse_url: str | None = Field(None, description="chdb:///path or http(s)://user@host:8123/db")
+    clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_password: SecretStr | None = None
+
+    # Binance
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    binance_rest_url: str = "https://api.binance.com"
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Dashboard
+    dash_host: str = "127.0.0.1"
+    dash_port: int = Field(8050, ge=1, le=65535)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        symbols = tuple(str(s).strip().upper() for s in items if str(s).strip())
+        if not symbols:
+            raise ValueError("at least one symbol is required")
+        for symbol in symbols:
+            if not symbol.isalnum():
+                raise ValueError(f"symbol {symbol!r} must be letters and digits, like BTCUSDT")
+        return symbols
+
+    @property
+    def store_url(self) -> str:
+        """The ClickHouse URL in force: explicit, or embedded chDB under ``data_dir``."""
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return (self.data_dir / "checkpoints").resolve()
+
+    @property
+    def kafka_dir(self) -> Path:
+        return (self.data_dir / "kafka").resolve()
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.cache_dir.expanduser().resolve() / "jars"
+
+
+def _unknown_env_vars(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings; ``overrides`` (not None) beat env vars, which beat ``.env``, which beat defaults.
+
+    Raises ConfigError naming every bad setting.
+    """
+    unknown = _unknown_env_vars(dict(os.environ))
+    if unknown:
+        known = ", ".join(ENV_PREFIX + n.upper() for n in Settings.model_fields)
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {known}")
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**explicit)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def python_for_workers() -> str:
+    """The interpreter Spark's Python workers must run (the one running cryptolab)."""
+    return sys.executable

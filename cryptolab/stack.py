@@ -1,0 +1,183 @@
+"""The whole embedded pipeline in one process: used by `cryptolab up` and by notebooks.
+
+    source -> TradeProducer -> Kafka -> Spark (StreamingJob) -> Store <- dashboard
+
+chDB allows one engine per process, so this process owns the store, hosts the Spark driver
+(whose foreachBatch writes to it) and serves the dashboard.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptolab.bus.broker import LocalBroker
+from cryptolab.bus.producer import TradeProducer
+from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.errors import CryptolabError, StreamingError
+from cryptolab.feeds.source import Source
+from cryptolab.settings import Settings
+from cryptolab.store import Store, open_store
+from cryptolab.streaming.job import StreamingJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackStatus:
+    """What the dashboard and the logs show about the running pipeline."""
+
+    source_kind: str = ""
+    source_description: str = ""
+    bootstrap: str = ""
+    started_at: float = field(default_factory=time.time)
+    feed_done: bool = False
+    drained: bool = False
+    error: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.source_kind == "live"
+
+
+class Stack:
+    """Start, run and stop the embedded pipeline. Use as a context manager."""
+
+    def __init__(self, settings: Settings, source: Source) -> None:
+        self.settings = settings
+        self.source = source
+        self.status = StackStatus(source.kind, source.description)
+        self.broker: LocalBroker | None = None
+        self.store: Store | None = None
+        self.spark: Any = None
+        self.job: StreamingJob | None = None
+        self.producer: TradeProducer | None = None
+        self.dashboard: Any = None
+        self._stop_feed = threading.Event()
+        self._feed_thread: threading.Thread | None = None
+        self._feed_error: BaseException | None = None
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(self, dash: bool = True) -> Stack:
+        settings = self.settings
+        if settings.kafka_bootstrap:
+            bootstrap = settings.kafka_bootstrap
+            log.info("using external kafka bootstrap=%s", bootstrap)
+        else:
+            self.broker = LocalBroker(settings)
+            bootstrap = self.broker.start()
+        self.status.bootstrap = bootstrap
+        ensure_topics(settings, bootstrap)
+        self.store = open_store(settings)
+        from cryptolab.streaming.session import create_spark
+
+        self.spark = create_spark(settings)
+        self.job = StreamingJob(self.spark, settings, bootstrap, self.store).start()
+        self.producer = TradeProducer(settings, bootstrap)
+        if dash:
+            from cryptolab.dashboard.server import DashServer
+
+            self.dashboard = DashServer.start(self.store, settings, self.status)
+        self._feed_thread = threading.Thread(target=self._run_feed, name="feed", daemon=True)
+        self._feed_thread.start()
+        log.info("pipeline started source=%s", self.source.description)
+        return self
+
+    def _run_feed(self) -> None:
+        assert self.producer is not None
+        try:
+            self.producer.publish_all(self.source.frames(self._stop_feed), self._stop_feed)
+            self.producer.flush()
+        except BaseException as exc:  # surfaced by run()/drain(), never swallowed
+            self._feed_error = exc
+            self.status.error = f"feed failed: {exc}"
+            log.error("feed failed error=%r", exc)
+        finally:
+            self.status.feed_done = True
+
+    # -- run -----------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._feed_error is not None:
+            raise CryptolabError(f"feed failed: {self._feed_error}") from self._feed_error
+        if self.job is not None:
+            self.job.raise_if_failed()
+
+    def run(self, seconds: float | None = None, until_drained: bool = False) -> None:
+        """Block until ``seconds`` pass, the finite source is drained, or Ctrl-C."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        last_report = time.monotonic()
+        while True:
+            self._check()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if until_drained and self.status.feed_done:
+                break
+            if time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                self._report()
+            time.sleep(0.2)
+        if until_drained or seconds is not None:
+            self.drain()
+
+    def _report(self) -> None:
+        stats = self.producer.stats if self.producer else None
+        if stats is not None:
+            log.info(
+                "progress frames=%d trades=%d dlq=%d feed_done=%s",
+                stats.frames,
+                stats.trades,
+                stats.dlq,
+                self.status.feed_done,
+            )
+
+    def drain(self, timeout: float = 300.0) -> None:
+        """Stop the feed, then wait until Spark has written every published trade to the store."""
+        self._stop_feed.set()
+        if self._feed_thread is not None:
+            self._feed_thread.join(timeout=120)
+        self._check()
+        assert self.job is not None
+        target = end_offsets(self.status.bootstrap, self.settings.topic)
+        log.info("draining: waiting for spark to reach offsets %s", target)
+        deadline = time.monotonic() + timeout
+        last_report = time.monotonic()
+        while not self.job.caught_up(target):
+            if time.monotonic() > deadline:
+                raise StreamingError(
+                    f"spark did not catch up with Kafka within {timeout:.0f} s: "
+                    f"processed={self.job.processed()} target={target}"
+                )
+            if time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                log.info("draining processed=%s target=%s", self.job.processed(), target)
+            time.sleep(0.2)
+        self.status.drained = True
+        log.info("drained: every published trade is in the store, candles final")
+
+    # -- stop ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop_feed.set()
+        if self._feed_thread is not None:
+            self._feed_thread.join(timeout=30)
+        if self.producer is not None:
+            self.producer.close()
+        if self.job is not None:
+            self.job.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
+        if self.spark is not None:
+            self.spark.stop()
+        if self.store is not None:
+            self.store.close()
+        if self.broker is not None and self.broker.owned:
+            self.broker.stop()
+        log.info("pipeline stopped")
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

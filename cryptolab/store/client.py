@@ -1,0 +1,130 @@
+"""One factory for both backends; the rest of cryptolab only sees :class:`Store`.
+
+``chdb:///abs/path``  embedded ClickHouse engine (chDB) in this process, data on disk;
+``http(s)://user:password@host:8123/db``  a ClickHouse server.
+
+chDB allows one data directory per process, and one process per data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+
+from cryptolab.errors import StoreError
+from cryptolab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """A ClickHouse client bound to one database. Thread-safe (calls are serialised)."""
+
+    def __init__(self, client: Any, database: str, url: str) -> None:
+        self.client = client
+        self.database = database
+        self.url = url
+        self._lock = threading.RLock()
+
+    @property
+    def embedded(self) -> bool:
+        return self.url.startswith("chdb:")
+
+    def table(self, name: str) -> str:
+        """Qualified table name. ``database`` is validated as an identifier by Settings."""
+        return f"`{self.database}`.`{name}`"
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            return self.client.command(sql, parameters=parameters)
+
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self.client.query(sql, parameters=parameters).result_rows)
+
+    def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None) -> pa.Table:
+        with self._lock:
+            return self.client.query_arrow(sql, parameters=parameters)
+
+    def insert_arrow(self, table_name: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        with self._lock:
+            self.client.insert_arrow(self.table(table_name), table)
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+
+def _connect_chdb(path: str) -> Any:
+    import clickhouse_connect
+
+    Path(path).mkdir(parents=True, exist_ok=True)
+    try:
+        return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    except Exception as exc:  # chDB raises plain RuntimeError/ChdbError for lock conflicts
+        text = str(exc)
+        if "lock" in text.lower() or "already" in text.lower():
+            raise StoreError(
+                f"the ClickHouse data dir {path} is in use by another process (is "
+                "`cryptolab up` or a notebook running?). Stop it, or set CRYPTOLAB_DATA_DIR / "
+                "CRYPTOLAB_CLICKHOUSE_URL to another location."
+            ) from exc
+        raise StoreError(f"cannot open embedded ClickHouse at {path}: {text}") from exc
+
+
+def _connect_http(url: str, settings: Settings) -> tuple[Any, str]:
+    import clickhouse_connect
+
+    parts = urlsplit(url)
+    database = parts.path.strip("/") or settings.clickhouse_database
+    password = unquote(parts.password) if parts.password else None
+    if password is None and settings.clickhouse_password is not None:
+        password = settings.clickhouse_password.get_secret_value()
+    try:
+        client = clickhouse_connect.get_client(
+            host=parts.hostname or "localhost",
+            port=parts.port or (8443 if parts.scheme == "https" else 8123),
+            username=unquote(parts.username) if parts.username else "default",
+            password=password or "",
+            secure=parts.scheme == "https",
+            connect_timeout=10,
+        )
+    except Exception as exc:
+        safe = f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+        raise StoreError(f"cannot reach ClickHouse at {safe}: {exc}") from exc
+    return client, database
+
+
+def open_store(settings: Settings, create: bool = True) -> Store:
+    """Open the store named by ``settings.store_url``; ``create`` makes the database and tables."""
+    url = settings.store_url
+    scheme = urlsplit(url).scheme
+    if scheme == "chdb":
+        path = url[len("chdb://") :] or None
+        if not path:
+            raise StoreError("chdb:// URL needs an absolute path, e.g. chdb:///home/me/data/ch")
+        client, database = _connect_chdb(path), settings.clickhouse_database
+    elif scheme in ("http", "https"):
+        client, database = _connect_http(url, settings)
+    else:
+        raise StoreError(
+            f"unsupported ClickHouse URL scheme {scheme!r}: use chdb:///abs/path or "
+            "http(s)://user:password@host:8123/database"
+        )
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise StoreError(f"database name {database!r} must be letters, digits and underscores")
+    store = Store(client, database, url)
+    if create:
+        from cryptolab.store.schema import ensure_schema
+
+        ensure_schema(store)
+    return store

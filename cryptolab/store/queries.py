@@ -1,0 +1,100 @@
+"""Read functions over the store. Every user-supplied value is a bound query parameter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from cryptolab.model import CANDLE_COLUMNS
+from cryptolab.store.client import Store
+from cryptolab.store.schema import CANDLES_10S, TRADES
+
+INTERVALS = ("10s",)
+"""Candle intervals available to queries (larger ones are derived in ClickHouse)."""
+
+_MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+_TS = "DateTime64(3, 'UTC')"
+
+
+def _check_interval(interval: str) -> None:
+    if interval not in INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}; available: {', '.join(INTERVALS)}")
+
+
+def _as_utc(value: datetime | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def candles(
+    store: Store,
+    symbol: str,
+    interval: str = "10s",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    last: int | None = None,
+) -> pd.DataFrame:
+    """Candles of ``symbol`` with ``start <= window_start < end``, ordered by window_start.
+
+    ``last`` keeps only the newest N windows. Columns: CANDLE_COLUMNS plus window_end.
+    """
+    _check_interval(interval)
+    columns = ", ".join([*CANDLE_COLUMNS, "window_end"])
+    params: dict[str, Any] = {
+        "symbol": symbol,
+        "start": _as_utc(start, _MIN_TIME),
+        "end": _as_utc(end, _MAX_TIME),
+    }
+    sql = (
+        f"SELECT {columns} FROM {store.table(CANDLES_10S)} FINAL "  # noqa: S608 - identifiers only
+        f"WHERE symbol = {{symbol:String}} AND window_start >= {{start:{_TS}}} "
+        f"AND window_start < {{end:{_TS}}} "
+    )
+    if last is not None:
+        sql += "ORDER BY window_start DESC LIMIT {last:UInt32}"
+        params["last"] = int(last)
+    else:
+        sql += "ORDER BY window_start"
+    frame = store.query_arrow(sql, params).to_pandas()
+    if last is not None:
+        frame = frame.iloc[::-1].reset_index(drop=True)
+    return frame
+
+
+def symbols(store: Store) -> list[str]:
+    """Symbols that have candles, alphabetically."""
+    rows = store.query_rows(
+        f"SELECT DISTINCT symbol FROM {store.table(CANDLES_10S)} ORDER BY symbol"  # noqa: S608
+    )
+    return [str(r[0]) for r in rows]
+
+
+def trade_counts(store: Store) -> dict[str, int]:
+    """Distinct stored trades per symbol."""
+    rows = store.query_rows(
+        f"SELECT symbol, count() FROM {store.table(TRADES)} FINAL GROUP BY symbol"  # noqa: S608
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def candle_trade_counts(store: Store) -> dict[str, int]:
+    """Sum of candle trade counts per symbol (equals trade_counts once candles are final)."""
+    rows = store.query_rows(
+        f"SELECT symbol, sum(trades) FROM {store.table(CANDLES_10S)} FINAL GROUP BY symbol"  # noqa: S608
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def newest_trade_time(store: Store) -> datetime | None:
+    """Trade time of the newest stored trade, or None when the store is empty."""
+    rows = store.query_rows(
+        f"SELECT max(trade_time), count() FROM {store.table(TRADES)}"  # noqa: S608
+    )
+    if not rows or not rows[0][1]:
+        return None
+    value = rows[0][0]
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

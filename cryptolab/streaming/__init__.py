@@ -1,0 +1,1 @@
+"""Spark Structured Streaming: Kafka -> 10 s candles and raw trades -> store."""

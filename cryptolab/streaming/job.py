@@ -1,0 +1,191 @@
+"""The streaming job: Kafka -> parsed trades -> (raw trades, 10 s candles) -> store.
+
+Two queries share one SparkSession and one Kafka source definition:
+
+* ``trades``: every parsed trade appended to ``crypto.trades`` (deduplicated there);
+* ``candles``: 10-second tumbling windows per symbol in *update* mode, so a window appears
+  while it is open and is replaced as trades arrive; open/close are taken by
+  (trade_time, trade_id), never by arrival order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptolab.errors import StreamingError
+from cryptolab.model import SPARK_TRADE_SCHEMA, WINDOW_SECONDS
+from cryptolab.settings import Settings
+from cryptolab.store.client import Store
+from cryptolab.streaming.sink import StoreSink
+
+log = logging.getLogger(__name__)
+
+PRICE_TYPE = "decimal(18,8)"
+
+
+def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
+    """Kafka topic -> DataFrame of valid trades with Spark types."""
+    from pyspark.sql import functions as F
+
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", settings.topic)
+        .option("startingOffsets", settings.starting_offsets)
+        .option("failOnDataLoss", "true")
+    )
+    if settings.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+    parsed = reader.load().select(
+        F.from_json(F.col("value").cast("string"), SPARK_TRADE_SCHEMA).alias("t")
+    )
+    trades = parsed.select(
+        F.col("t.symbol").alias("symbol"),
+        F.col("t.trade_id").alias("trade_id"),
+        F.col("t.price").cast(PRICE_TYPE).alias("price"),
+        F.col("t.qty").cast(PRICE_TYPE).alias("qty"),
+        F.timestamp_millis(F.col("t.trade_time")).alias("trade_time"),
+        F.timestamp_millis(F.col("t.event_time")).alias("event_time"),
+        F.col("t.is_buyer_maker").alias("is_buyer_maker"),
+        F.timestamp_millis(F.col("t.ingest_time")).alias("ingest_time"),
+    )
+    required = ["symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker"]
+    valid = F.lit(True)
+    for name in required:
+        valid = valid & F.col(name).isNotNull()
+    return trades.where(valid & (F.col("price") > 0) & (F.col("qty") > 0))
+
+
+def candles(trades: Any, watermark_seconds: float) -> Any:
+    """Trades -> 10 s candles per symbol (update-mode friendly aggregation)."""
+    from pyspark.sql import functions as F
+
+    order = F.struct(F.col("trade_time"), F.col("trade_id"))
+    zero = F.lit(0).cast(PRICE_TYPE)
+    return (
+        trades.withWatermark("trade_time", f"{int(watermark_seconds * 1000)} milliseconds")
+        .groupBy(F.window("trade_time", f"{WINDOW_SECONDS} seconds"), F.col("symbol"))
+        .agg(
+            F.min_by("price", order).alias("open"),
+            F.max("price").alias("high"),
+            F.min("price").alias("low"),
+            F.max_by("price", order).alias("close"),
+            F.sum("qty").alias("volume"),
+            F.sum(F.col("price") * F.col("qty")).alias("quote_volume"),
+            F.count(F.lit(1)).alias("trades"),
+            F.sum(F.when(~F.col("is_buyer_maker"), F.col("qty")).otherwise(zero)).alias(
+                "buy_volume"
+            ),
+            F.min_by("trade_id", order).alias("first_trade_id"),
+            F.max_by("trade_id", order).alias("last_trade_id"),
+        )
+        .select(
+            "symbol",
+            F.col("window.start").alias("window_start"),
+            F.col("window.end").alias("window_end"),
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "quote_volume",
+            "trades",
+            "buy_volume",
+            "first_trade_id",
+            "last_trade_id",
+        )
+    )
+
+
+def _offsets(progress: Any) -> dict[int, int]:
+    """Kafka end offsets (partition -> next offset) that a query progress has processed."""
+    if progress is None:
+        return {}
+    data = json.loads(progress.json) if hasattr(progress, "json") else progress
+    result: dict[int, int] = {}
+    for source in data.get("sources", []):
+        end = source.get("endOffset")
+        if isinstance(end, str):
+            end = json.loads(end)
+        for partitions in (end or {}).values():
+            for part, offset in partitions.items():
+                result[int(part)] = max(result.get(int(part), 0), int(offset))
+    return result
+
+
+@dataclass
+class StreamingJob:
+    """Both streaming queries of one pipeline."""
+
+    spark: Any
+    settings: Settings
+    bootstrap: str
+    store: Store
+    queries: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.settings.checkpoint_dir / f"{self.settings.topic}.{self.store.database}"
+
+    def start(self) -> StreamingJob:
+        sink = StoreSink(self.store)
+        trades = read_trades(self.spark, self.settings, self.bootstrap)
+        trigger = f"{self.settings.trigger_seconds} seconds"
+        self.queries["trades"] = (
+            trades.writeStream.queryName(f"trades_{self.store.database}")
+            .outputMode("append")
+            .option("checkpointLocation", str(self.checkpoint_root / "trades"))
+            .trigger(processingTime=trigger)
+            .foreachBatch(sink.write_trades)
+            .start()
+        )
+        self.queries["candles"] = (
+            candles(trades, self.settings.watermark_seconds)
+            .writeStream.queryName(f"candles_{self.store.database}")
+            .outputMode("update")
+            .option("checkpointLocation", str(self.checkpoint_root / "candles"))
+            .trigger(processingTime=trigger)
+            .foreachBatch(sink.write_candles)
+            .start()
+        )
+        log.info("streaming started topic=%s trigger=%s", self.settings.topic, trigger)
+        return self
+
+    def raise_if_failed(self) -> None:
+        for name, query in self.queries.items():
+            exc = query.exception()
+            if exc is not None:
+                raise StreamingError(f"streaming query {name!r} failed: {exc}")
+
+    def processed(self) -> dict[str, dict[int, int]]:
+        """Per query, the Kafka offsets whose results are committed to the store."""
+        return {name: _offsets(q.lastProgress) for name, q in self.queries.items()}
+
+    def caught_up(self, target: dict[int, int]) -> bool:
+        """True when every query has written everything up to ``target`` offsets."""
+        self.raise_if_failed()
+        wanted = {p: o for p, o in target.items() if o > 0}
+        for done in self.processed().values():
+            if any(done.get(p, 0) < o for p, o in wanted.items()):
+                return False
+        return True
+
+    def progress(self) -> dict[str, Any]:
+        """Last progress of each query (input and processing rates, batch duration)."""
+        report: dict[str, Any] = {}
+        for name, query in self.queries.items():
+            last = query.lastProgress
+            data = json.loads(last.json) if last is not None and hasattr(last, "json") else last
+            report[name] = data or {}
+        return report
+
+    def stop(self) -> None:
+        for name, query in self.queries.items():
+            try:
+                query.stop()
+            except Exception as exc:  # stopping must go on for the other query
+                log.warning("stopping query %s failed error=%r", name, exc)

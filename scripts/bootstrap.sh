@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent set-up used by `make run` and `make test`:
+#   1. a virtualenv in .venv (Python 3.11+), packages from pyproject.toml (re-installed only when it changes);
+#   2. the JVM jars (Apache Kafka broker, Spark's Kafka connector) resolved from Maven Central with
+#      Apache Ivy (shipped inside pyspark) and cached under ~/.cache/cryptolab (offline afterwards).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "bootstrap: $*" >&2; exit 1; }
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.13 python3.12 python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      PY=$cand; break
+    fi
+  done
+fi
+[ -n "$PY" ] || die "Python 3.11+ not found: install it or set PYTHON=/path/to/python3.11"
+
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+command -v "$JAVA" >/dev/null 2>&1 || die "Java 17+ not found: install a JDK 17+ or set JAVA_HOME"
+jver=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+[ "${jver:-0}" -ge 17 ] || die "Java 17+ required, found '${jver:-unknown}': install a JDK 17+ or set JAVA_HOME"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.cryptolab-installed
+want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing packages (first time takes ~2 minutes)"
+  .venv/bin/python -m pip install --upgrade --quiet pip
+  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+.venv/bin/cryptolab jars fetch
