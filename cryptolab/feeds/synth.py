@@ -90,11 +90,16 @@ def synth_frames(
     streams = []
     for symbol in symbols:
         sym_rng = np.random.default_rng(rng.integers(0, 2**63))
+        last_event = 0
         for trade_time, trade_id, price, qty, maker in _symbol_trades(
             symbol, seconds, rate, start_ms, sym_rng
         ):
-            latency = int(rng.integers(0, jitter_ms + 1)) if jitter_ms else int(rng.integers(1, 6))
-            streams.append((trade_time + latency, symbol, trade_time, trade_id, price, qty, maker))
+            if jitter_ms:  # delivery delays that reorder trades
+                event_time = trade_time + int(rng.integers(0, jitter_ms + 1))
+            else:  # like Binance: a symbol's trades arrive in id order, a few ms after matching
+                event_time = max(last_event, trade_time + int(rng.integers(1, 6)))
+            last_event = event_time
+            streams.append((event_time, symbol, trade_time, trade_id, price, qty, maker))
     heapq.heapify(streams)
     while streams:
         event_time, symbol, trade_time, trade_id, price, qty, maker = heapq.heappop(streams)

@@ -118,26 +118,33 @@ def shift_frame(frame: str, time_shift_ms: int, id_shift: int) -> str:
 
 def looped_live(path: Path) -> Iterator[str]:
     """Replay a tape forever, shifted so that its first frame happens now and each pass continues
-    the previous one (times and trade ids keep increasing). The demo fallback when Binance is
-    unreachable."""
+    the previous one (times and each symbol's trade ids keep increasing). The demo fallback when
+    Binance is unreachable."""
     frames = list(read_frames(path))
     times = [t for t in (event_time_of(f) for f in frames) if t is not None]
     if not times:
         raise TapeError(f"tape {path} has no trade frames to loop")
-    ids = [_trade_id(f) for f in frames]
+    id_range: dict[str, tuple[int, int]] = {}
+    for symbol, trade_id in filter(None, map(_symbol_and_id, frames)):
+        low, high = id_range.get(symbol, (trade_id, trade_id))
+        id_range[symbol] = (min(low, trade_id), max(high, trade_id))
     span_ms = max(times) - min(times) + 1000
-    id_span = max(i for i in ids if i is not None) - min(i for i in ids if i is not None) + 1
     base_shift = int(time.time() * 1000) - min(times)
     lap = 0
     while True:
         for frame in frames:
+            key = _symbol_and_id(frame)
+            id_span = (id_range[key[0]][1] - id_range[key[0]][0] + 1) if key else 0
             yield shift_frame(frame, base_shift + lap * span_ms, lap * id_span)
         lap += 1
 
 
-def _trade_id(frame: str) -> int | None:
+def _symbol_and_id(frame: str) -> tuple[str, int] | None:
     try:
-        value = orjson.loads(frame)["data"]["t"]
+        data = orjson.loads(frame)["data"]
+        symbol, trade_id = data["s"], data["t"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    return value if isinstance(value, int) else None
+    if isinstance(symbol, str) and isinstance(trade_id, int) and not isinstance(trade_id, bool):
+        return symbol, trade_id
+    return None

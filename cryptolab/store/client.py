@@ -70,7 +70,12 @@ def _connect_chdb(path: str) -> Any:
         return clickhouse_connect.get_client(dsn=f"chdb://{path}")
     except Exception as exc:  # chDB raises plain RuntimeError/ChdbError for lock conflicts
         text = str(exc)
-        if "lock" in text.lower() or "already" in text.lower():
+        if "already initialized" in text:
+            raise StoreError(
+                f"this process already uses an embedded ClickHouse at another path; chDB allows "
+                f"one data directory per process, so {path} cannot be opened here too"
+            ) from exc
+        if "lock" in text.lower():
             raise StoreError(
                 f"the ClickHouse data dir {path} is in use by another process (is "
                 "`cryptolab up` or a notebook running?). Stop it, or set CRYPTOLAB_DATA_DIR / "

@@ -1,0 +1,71 @@
+"""Shared fixtures: one real Kafka broker, one chDB engine and one SparkSession per test run;
+factory fixtures give each test its own topic names and ClickHouse database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Tests must not pick up a developer's own CRYPTOLAB_* settings (the jar cache may stay).
+for _key in [k for k in os.environ if k.startswith("CRYPTOLAB_") and k != "CRYPTOLAB_CACHE_DIR"]:
+    del os.environ[_key]
+
+from cryptolab.settings import Settings, load_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT).parts
+        if parts and parts[0] in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Apache Kafka broker (KRaft) for the whole run."""
+    from cryptolab.bus.broker import LocalBroker
+
+    broker = LocalBroker(load_settings(data_dir=tmp_path_factory.mktemp("broker")))
+    bootstrap = broker.start()
+    yield bootstrap
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB allows one data directory per process: every in-process store lives under this."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def make_settings(chdb_root: Path) -> Any:
+    """Factory: Settings with a fresh topic pair and ClickHouse database for this test."""
+
+    def make(**overrides: Any) -> Settings:
+        tag = uuid.uuid4().hex[:10]
+        values: dict[str, Any] = {
+            "data_dir": chdb_root,
+            "topic": f"trades_{tag}",
+            "dlq_topic": f"dlq_{tag}",
+            "clickhouse_database": f"t_{tag}",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def spark(chdb_root: Path) -> Iterator[Any]:
+    from cryptolab.streaming.session import create_spark
+
+    session = create_spark(load_settings(data_dir=chdb_root), app_name="cryptolab-tests")
+    yield session
+    session.stop()

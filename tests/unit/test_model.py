@@ -1,0 +1,64 @@
+import orjson
+import pytest
+
+from cryptolab.errors import FrameError
+from cryptolab.model import Trade, parse_frame
+
+GOOD = {
+    "stream": "btcusdt@trade",
+    "data": {"e": "trade", "E": 1732867200123, "s": "BTCUSDT", "t": 4242, "p": "97000.01000000",
+             "q": "0.00150000", "T": 1732867200120, "m": True, "M": True},
+}
+
+
+def frame(**changes: object) -> str:
+    data = {**GOOD["data"], **changes}  # type: ignore[dict-item]
+    return orjson.dumps({"stream": GOOD["stream"], "data": data}).decode()
+
+
+def test_parses_a_combined_stream_frame_exactly() -> None:
+    trade = parse_frame(frame(), ingest_time=7)
+    assert trade == Trade("BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120,
+                          1732867200123, True, 7)
+
+
+def test_parses_a_raw_stream_frame() -> None:
+    trade = parse_frame(orjson.dumps(GOOD["data"]))
+    assert trade.symbol == "BTCUSDT" and trade.trade_id == 4242
+
+
+def test_trade_json_roundtrip_keeps_decimal_strings() -> None:
+    trade = parse_frame(frame(p="0.00000001"))
+    again = Trade.from_json(trade.to_json())
+    assert again == trade and again.price == "0.00000001"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("not json", "invalid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (frame(e="aggTrade"), "unknown event type 'aggTrade'"),
+        (frame(p="-1.0"), "price ('p') must be positive"),
+        (frame(q="0"), "quantity ('q') must be positive"),
+        (frame(q=1.5), "quantity ('q') must be a decimal string"),
+        (frame(p="abc"), "price ('p') is not a number"),
+        (frame(p="NaN"), "price ('p') is not finite"),
+        (frame(p="1e30"), "price ('p') is too large"),
+        (frame(p="1.123456789"), "more than 8 decimals"),
+        (frame(t="12"), "trade id ('t') must be an integer"),
+        (frame(t=True), "trade id ('t') must be an integer"),
+        (frame(T=-5), "trade time ('T') out of range"),
+        (frame(m="yes"), "buyer-maker flag ('m') must be true or false"),
+        (frame(s="BTC-USDT"), "symbol ('s') must be letters and digits"),
+        (frame(s="ETHUSDT"), "does not match symbol 'ETHUSDT'"),
+    ],
+)
+def test_bad_frames_are_rejected_with_a_reason(raw: str, reason: str) -> None:
+    with pytest.raises(FrameError) as info:
+        parse_frame(raw)
+    assert reason in info.value.reason
+
+
+def test_trailing_zeros_beyond_eight_decimals_are_fine() -> None:
+    assert parse_frame(frame(q="1.0000000000")).qty == "1.0000000000"
