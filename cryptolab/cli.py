@@ -101,7 +101,10 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.kafka_bootstrap:
-        print(f"CRYPTOLAB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: no local broker to manage")
+        print(
+            f"CRYPTOLAB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: "
+            "no local broker to manage"
+        )
         return 0
     broker = LocalBroker(settings)
     if args.action == "start":
@@ -138,8 +141,10 @@ def cmd_jars(args: argparse.Namespace) -> int:
         if not cached:
             print(f"resolving {bundle.name} from Maven Central (first time only)...", flush=True)
         jars = resolve(bundle, settings.jars_dir)
-        print(f"{bundle.name}: {len(jars)} jars in {bundle.folder(settings.jars_dir)}"
-              + (" (cached)" if cached else ""))
+        print(
+            f"{bundle.name}: {len(jars)} jars in {bundle.folder(settings.jars_dir)}"
+            + (" (cached)" if cached else "")
+        )
     return 0
 
 
@@ -176,8 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
     up.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
     up.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
-    up.add_argument("--until-drained", action="store_true",
-                    help="replay only: exit once every trade is in the store and candles are final")
+    up.add_argument(
+        "--until-drained",
+        action="store_true",
+        help="replay only: exit once every trade is in the store and candles are final",
+    )
     up.add_argument("--seconds", type=_positive_float, help="run this long, drain, then exit")
     up.add_argument("--no-dash", action="store_true", help="do not serve the dashboard")
     up.add_argument("--host", help="dashboard host (default 127.0.0.1)")
@@ -207,8 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--rate", type=_positive_float, default=50, help="avg trades/s per symbol")
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--start", type=_iso, help="time of the first trade (default 2026-11-01)")
-    synth.add_argument("--jitter-ms", type=int, default=0,
-                       help="deliver trades up to this late, out of trade-time order")
+    synth.add_argument(
+        "--jitter-ms",
+        type=int,
+        default=0,
+        help="deliver trades up to this late, out of trade-time order",
+    )
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=cmd_tape_synth)
 

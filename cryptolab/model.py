@@ -86,8 +86,10 @@ def _decimal_field(data: dict[str, Any], key: str, name: str) -> str:
     if value > MAX_DECIMAL:
         raise FrameError(f"{name} ({key!r}) is too large: {raw[:40]!r}")
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > PRICE_SCALE and value != value.quantize(
-        Decimal(1).scaleb(-PRICE_SCALE)
+    if (
+        isinstance(exponent, int)
+        and -exponent > PRICE_SCALE
+        and value != value.quantize(Decimal(1).scaleb(-PRICE_SCALE))
     ):
         raise FrameError(f"{name} ({key!r}) has more than {PRICE_SCALE} decimals: {raw[:40]!r}")
     return raw

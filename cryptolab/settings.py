@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    data_dir: Path = Field(Path("data"), description="local state: broker log, chDB data, checkpoints")
+    data_dir: Path = Field(
+        Path("data"), description="local state: broker log, chDB data, checkpoints"
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "cryptolab", description="downloaded JVM jars (Ivy cache)"
     )
@@ -56,7 +58,9 @@ class Settings(BaseSettings):
     starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
 
     # ClickHouse
-    clickhouse_url: str | None = Field(None, description="chdb:///path or http(s)://user@host:8123/db")
+    clickhouse_url: str | None = Field(
+        None, description="chdb:///path or http(s)://user@host:8123/db"
+    )
     clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_password: SecretStr | None = None
 
@@ -107,7 +111,7 @@ def _unknown_env_vars(environ: dict[str, str]) -> list[str]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings; ``overrides`` (not None) beat env vars, which beat ``.env``, which beat defaults.
+    """Build Settings: ``overrides`` (not None) > env vars > ``.env`` > defaults.
 
     Raises ConfigError naming every bad setting.
     """

@@ -17,8 +17,16 @@ import pandas as pd
 
 WINDOW_MS = 10_000
 EXACT_FIELDS = (
-    "open", "high", "low", "close", "volume", "quote_volume", "trades", "buy_volume",
-    "first_trade_id", "last_trade_id",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "buy_volume",
+    "first_trade_id",
+    "last_trade_id",
 )
 
 
@@ -76,8 +84,10 @@ def parse_candles_csv(text: str) -> dict[tuple[str, int], dict[str, object]]:
     for row in csv.DictReader(io.StringIO(text)):
         start = pd.Timestamp(row["window_start"]).value // 1_000_000
         result[(row["symbol"], int(start))] = {
-            **{k: Decimal(row[k]) for k in ("open", "high", "low", "close", "volume",
-                                            "quote_volume", "buy_volume")},
+            **{
+                k: Decimal(row[k])
+                for k in ("open", "high", "low", "close", "volume", "quote_volume", "buy_volume")
+            },
             "vwap": float(row["vwap"]),
             "trades": int(row["trades"]),
             "first_trade_id": int(row["first_trade_id"]),

@@ -35,7 +35,7 @@ def broker_bundle(kafka_version: str) -> JarBundle:
         name=f"kafka-broker-{kafka_version}",
         artifacts=(
             Artifact("org.apache.kafka", "kafka_2.13", kafka_version),
-            # Kafka logs through slf4j 1.x; this binding sends it to log4j2 (as the distribution does).
+            # Kafka logs through slf4j 1.x; this binding routes it to log4j2, as the distribution.
             Artifact("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
         ),
     )
@@ -170,7 +170,9 @@ class LocalBroker:
         """Start the broker (or find the one already running) and return its bootstrap address."""
         current = self.status()
         if current.running and current.bootstrap:
-            log.info("kafka broker already running pid=%s bootstrap=%s", current.pid, current.bootstrap)
+            log.info(
+                "kafka broker already running pid=%s bootstrap=%s", current.pid, current.bootstrap
+            )
             return current.bootstrap
         java = find_java()
         jars = resolve(broker_bundle(self.settings.kafka_version), self.settings.jars_dir)
@@ -221,16 +223,20 @@ class LocalBroker:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
 
     def _wait_ready(self, bootstrap: str) -> None:
-        host, port = bootstrap.rsplit(":", 1)
+        _host, port = bootstrap.rsplit(":", 1)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise BrokerError(f"Kafka broker exited with code {self._proc.returncode}.\n{self.tail()}")
+                raise BrokerError(
+                    f"Kafka broker exited with code {self._proc.returncode}.\n{self.tail()}"
+                )
             if port_in_use(int(port)) and _metadata_ok(bootstrap):
                 return
             time.sleep(0.3)
         self.stop()
-        raise BrokerError(f"Kafka broker did not become ready in {START_TIMEOUT_S:.0f} s.\n{self.tail()}")
+        raise BrokerError(
+            f"Kafka broker did not become ready in {START_TIMEOUT_S:.0f} s.\n{self.tail()}"
+        )
 
     def tail(self, lines: int = 20) -> str:
         texts = []

@@ -46,9 +46,7 @@ class ProducerStats:
 
 def dlq_record(frame: str | bytes, reason: str) -> bytes:
     raw = frame.decode("utf-8", errors="replace") if isinstance(frame, bytes) else frame
-    return orjson.dumps(
-        {"raw": raw[:MAX_DLQ_RAW_CHARS], "reason": reason, "ingest_time": now_ms()}
-    )
+    return orjson.dumps({"raw": raw[:MAX_DLQ_RAW_CHARS], "reason": reason, "ingest_time": now_ms()})
 
 
 class TradeProducer:
@@ -111,7 +109,9 @@ class TradeProducer:
         self.publish_trade(trade)
         return trade
 
-    def publish_all(self, frames: Iterable[str | bytes], stop: threading.Event | None = None) -> None:
+    def publish_all(
+        self, frames: Iterable[str | bytes], stop: threading.Event | None = None
+    ) -> None:
         for frame in frames:
             if stop is not None and stop.is_set():
                 break

@@ -24,14 +24,19 @@ StatusFn = Callable[[], dict[str, Any]]
 
 def _banner_style(live: bool) -> dict[str, str]:
     color = "#2e7d32" if live else "#c62828"
-    return {"background": color, "color": "white", "padding": "6px 12px", "fontWeight": "bold",
-            "fontFamily": "sans-serif"}
+    return {
+        "background": color,
+        "color": "white",
+        "padding": "6px 12px",
+        "fontWeight": "bold",
+        "fontFamily": "sans-serif",
+    }
 
 
 def create_app(store: Store, settings: Settings, status: StatusFn | None = None) -> dash.Dash:
     """The dashboard over ``store``. ``status`` returns the pipeline state (source, live or not)."""
     status = status or (lambda: {"live": False, "description": "store only (no pipeline)"})
-    app = dash.Dash(__name__, title="cryptolab", update_title=None)
+    app = dash.Dash(__name__, title="cryptolab", update_title="")
     app.layout = html.Div(
         [
             html.Div(id="banner", style=_banner_style(False)),
@@ -42,8 +47,11 @@ def create_app(store: Store, settings: Settings, status: StatusFn | None = None)
                 ],
                 style={"display": "flex", "alignItems": "center", "padding": "8px"},
             ),
-            dcc.Graph(id="chart", figure=figures.empty_figure("waiting for data"),
-                      config={"displaylogo": False}),
+            dcc.Graph(
+                id="chart",
+                figure=figures.empty_figure("waiting for data"),
+                config={"displaylogo": False},
+            ),
             html.Pre(id="pipeline", style={"fontSize": "12px", "padding": "0 12px"}),
             dcc.Interval(id="tick", interval=1000),
         ],
@@ -78,9 +86,7 @@ def create_app(store: Store, settings: Settings, status: StatusFn | None = None)
         candles = q.candles(store, symbol, last=VISIBLE_WINDOWS)
         elapsed_ms = (time.perf_counter() - started) * 1000
         newest = q.newest_trade_time(store)
-        freshness = (
-            f"{(datetime.now(UTC) - newest).total_seconds():.1f} s" if newest else "n/a"
-        )
+        freshness = f"{(datetime.now(UTC) - newest).total_seconds():.1f} s" if newest else "n/a"
         last = f"{symbol} {candles['close'].iloc[-1]:f}" if not candles.empty else ""
         panel = (
             f"query {elapsed_ms:.1f} ms | rows {len(candles)} | newest trade "

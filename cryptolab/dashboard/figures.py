@@ -12,10 +12,12 @@ DOWN = "#ef5350"
 
 def empty_figure(message: str) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font={"size": 16}, x=0.5, y=0.5,
-                       xref="paper", yref="paper")
-    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=560,
-                      template="plotly_white")
+    fig.add_annotation(
+        text=message, showarrow=False, font={"size": 16}, x=0.5, y=0.5, xref="paper", yref="paper"
+    )
+    fig.update_layout(
+        xaxis={"visible": False}, yaxis={"visible": False}, height=560, template="plotly_white"
+    )
     return fig
 
 
@@ -26,8 +28,9 @@ def candle_figure(candles: pd.DataFrame, symbol: str) -> go.Figure:
     x = candles["window_start"]
     volume = candles["volume"].astype(float)
     buys = candles["buy_volume"].astype(float)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25],
-                        vertical_spacing=0.03)
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.03
+    )
     fig.add_trace(
         go.Candlestick(
             x=x,
@@ -42,8 +45,13 @@ def candle_figure(candles: pd.DataFrame, symbol: str) -> go.Figure:
         row=1,
         col=1,
     )
-    fig.add_trace(go.Scatter(x=x, y=candles["vwap"], name="VWAP", mode="lines",
-                             line={"width": 1, "color": "#5c6bc0"}), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=candles["vwap"], name="VWAP", mode="lines", line={"width": 1, "color": "#5c6bc0"}
+        ),
+        row=1,
+        col=1,
+    )
     fig.add_trace(go.Bar(x=x, y=buys, name="taker buys", marker_color=UP), row=2, col=1)
     fig.add_trace(go.Bar(x=x, y=volume - buys, name="taker sells", marker_color=DOWN), row=2, col=1)
     fig.update_layout(

@@ -23,8 +23,7 @@ class DashServer:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{self.server.host}:{self.server.port}/"
 
     @classmethod
     def start(cls, store: Store, settings: Settings, status: Any = None) -> DashServer:

@@ -57,7 +57,9 @@ def demo_source(reason: str) -> Source:
 
 def live_source(settings: Settings) -> Source:
     """Live Binance if it answers within the connect timeout, else the looping sample tape."""
-    reason = binance.probe(settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds)
+    reason = binance.probe(
+        settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds
+    )
     if reason is not None:
         banner = "=" * 78
         log.warning(

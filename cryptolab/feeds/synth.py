@@ -28,12 +28,18 @@ class Instrument:
 
 
 INSTRUMENTS: dict[str, Instrument] = {
-    "BTCUSDT": Instrument(Decimal("97000.00"), Decimal("0.01"), Decimal("0.00001"), 0.004, 5_400_000_000),
-    "ETHUSDT": Instrument(Decimal("3600.00"), Decimal("0.01"), Decimal("0.0001"), 0.08, 2_900_000_000),
+    "BTCUSDT": Instrument(
+        Decimal("97000.00"), Decimal("0.01"), Decimal("0.00001"), 0.004, 5_400_000_000
+    ),
+    "ETHUSDT": Instrument(
+        Decimal("3600.00"), Decimal("0.01"), Decimal("0.0001"), 0.08, 2_900_000_000
+    ),
     "BNBUSDT": Instrument(Decimal("650.00"), Decimal("0.01"), Decimal("0.001"), 0.4, 1_200_000_000),
     "SOLUSDT": Instrument(Decimal("240.00"), Decimal("0.01"), Decimal("0.001"), 2.0, 1_500_000_000),
 }
-DEFAULT_INSTRUMENT = Instrument(Decimal("1.0000"), Decimal("0.0001"), Decimal("0.1"), 50.0, 100_000_000)
+DEFAULT_INSTRUMENT = Instrument(
+    Decimal("1.0000"), Decimal("0.0001"), Decimal("0.1"), 50.0, 100_000_000
+)
 
 
 def _fmt(value: Decimal) -> str:

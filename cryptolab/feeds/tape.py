@@ -33,8 +33,9 @@ def open_tape(path: Path, mode: str = "r") -> IO[str]:
     if "r" in mode and not path.is_file():
         raise TapeError(f"tape not found: {path}")
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
-    return open(path, mode, encoding="utf-8")  # noqa: SIM115 - returned to the caller
+        binary = gzip.GzipFile(path, mode.replace("t", "") + "b")
+        return io.TextIOWrapper(binary, encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
 
 
 def read_frames(path: Path) -> Iterator[str]:

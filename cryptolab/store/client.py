@@ -43,7 +43,9 @@ class Store:
         with self._lock:
             return self.client.command(sql, parameters=parameters)
 
-    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def query_rows(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self.client.query(sql, parameters=parameters).result_rows)
 

@@ -23,10 +23,7 @@ def _cell(value: Any) -> Any:
 
 
 def candle_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {col: _cell(row[col]) for col in CANDLE_COLUMNS}
-        for row in frame.to_dict("records")
-    ]
+    return [{col: _cell(row[col]) for col in CANDLE_COLUMNS} for row in frame.to_dict("records")]
 
 
 def render_candles(frame: pd.DataFrame, fmt: str) -> str:

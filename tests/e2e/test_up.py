@@ -25,9 +25,17 @@ from tests.reference import assert_candles_equal, parse_candles_csv, reference_c
 TIMEOUT = 420
 
 
-def cryptolab(args: list[str], env: dict[str, str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "cryptolab", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout, check=False)
+def cryptolab(
+    args: list[str], env: dict[str, str], timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptolab", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"cryptolab {' '.join(args)} failed:\n{done.stderr[-4000:]}"
     return done
 
@@ -44,8 +52,11 @@ def environment(data_dir: Path, **extra: str) -> dict[str, str]:
 def stored_candles(env: dict[str, str], symbols: list[str]) -> dict[Any, Any]:
     result: dict[Any, Any] = {}
     for symbol in symbols:
-        out = cryptolab(["query", "candles", "--symbol", symbol, "--interval", "10s",
-                         "--format", "csv"], env, timeout=120).stdout
+        out = cryptolab(
+            ["query", "candles", "--symbol", symbol, "--interval", "10s", "--format", "csv"],
+            env,
+            timeout=120,
+        ).stdout
         assert out.splitlines()[0] == ",".join(CANDLE_COLUMNS)
         starts = [line.split(",")[1] for line in out.splitlines()[1:]]
         assert starts == sorted(starts) and all(s.endswith("Z") for s in starts)
@@ -54,15 +65,30 @@ def stored_candles(env: dict[str, str], symbols: list[str]) -> dict[Any, Any]:
 
 
 def replay_until_drained(tape: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return cryptolab(["up", "--source", "replay", "--tape", str(tape), "--speed", "max",
-                      "--until-drained", "--no-dash"], env)
+    return cryptolab(
+        [
+            "up",
+            "--source",
+            "replay",
+            "--tape",
+            str(tape),
+            "--speed",
+            "max",
+            "--until-drained",
+            "--no-dash",
+        ],
+        env,
+    )
 
 
 def test_one_symbol_on_an_external_broker(tmp_path: Path, kafka_bootstrap: str) -> None:
     tape = tmp_path / "btc.jsonl.gz"
     write_frames(tape, synth_frames(["BTCUSDT"], 180, 30, seed=21))
-    env = environment(tmp_path / "data", CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
-                      CRYPTOLAB_TOPIC=f"t_{uuid.uuid4().hex[:8]}")
+    env = environment(
+        tmp_path / "data",
+        CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        CRYPTOLAB_TOPIC=f"t_{uuid.uuid4().hex[:8]}",
+    )
     replay_until_drained(tape, env)
     assert not (tmp_path / "data" / "kafka").exists(), "no local broker with an external one"
     assert_candles_equal(stored_candles(env, ["BTCUSDT"]), reference_candles(tape_trades(tape)))
@@ -103,21 +129,35 @@ def test_bad_input_goes_to_the_dlq_and_good_trades_all_count(
     tape = tmp_path / "bad.jsonl"
     write_frames(tape, lines)
     tag = uuid.uuid4().hex[:8]
-    env = environment(tmp_path / "data", CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
-                      CRYPTOLAB_TOPIC=f"t_{tag}", CRYPTOLAB_DLQ_TOPIC=f"dlq_{tag}")
+    env = environment(
+        tmp_path / "data",
+        CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        CRYPTOLAB_TOPIC=f"t_{tag}",
+        CRYPTOLAB_DLQ_TOPIC=f"dlq_{tag}",
+    )
     replay_until_drained(tape, env)
     reference = reference_candles(tape_trades(tape))
     assert sum(c["trades"] for c in reference.values()) == len(good)  # type: ignore[misc]
     assert_candles_equal(stored_candles(env, ["BTCUSDT"]), reference)
 
-    consumer = KafkaConsumer(f"dlq_{tag}", bootstrap_servers=kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(
+        f"dlq_{tag}",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     dlq = [orjson.loads(m.value) for m in consumer]
     consumer.close()
     assert [d["raw"] for d in dlq] == BAD_LINES
     reasons = [d["reason"] for d in dlq]
-    for expected in ("invalid JSON", "trade id ('t') must be an integer", "must be positive",
-                     "must be positive", "unknown event type 'kline'", "must be a decimal string"):
+    for expected in (
+        "invalid JSON",
+        "trade id ('t') must be an integer",
+        "must be positive",
+        "must be positive",
+        "unknown event type 'kline'",
+        "must be a decimal string",
+    ):
         assert any(expected in r for r in reasons), (expected, reasons)
 
 
@@ -130,8 +170,14 @@ def test_bad_input_goes_to_the_dlq_and_good_trades_all_count(
     ],
 )
 def test_bad_cli_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "cryptolab", *args], text=True,
-                          capture_output=True, env=environment(tmp_path), timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptolab", *args],
+        text=True,
+        capture_output=True,
+        env=environment(tmp_path),
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr

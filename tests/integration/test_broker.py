@@ -31,8 +31,12 @@ def test_broker_lifecycle_and_restart_keeps_data(tmp_path: Path) -> None:
     assert not broker.stop(), "stopping a stopped broker says so"
     bootstrap = broker.start()  # same data dir, same port if still free
     try:
-        consumer = KafkaConsumer("kept", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=10_000)
+        consumer = KafkaConsumer(
+            "kept",
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=10_000,
+        )
         assert [m.value for m in consumer] == [b"survives a restart"]
         consumer.close()
     finally:

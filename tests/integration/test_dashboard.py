@@ -14,8 +14,9 @@ from tests.integration.test_store import _candles
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
 
@@ -23,11 +24,15 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
 def _chart_request(symbol: str) -> dict[str, Any]:
     return {
         "output": "..chart.figure...last-price.children...pipeline.children..",
-        "outputs": [{"id": "chart", "property": "figure"},
-                    {"id": "last-price", "property": "children"},
-                    {"id": "pipeline", "property": "children"}],
-        "inputs": [{"id": "tick", "property": "n_intervals", "value": 1},
-                   {"id": "symbol", "property": "value", "value": symbol}],
+        "outputs": [
+            {"id": "chart", "property": "figure"},
+            {"id": "last-price", "property": "children"},
+            {"id": "pipeline", "property": "children"},
+        ],
+        "inputs": [
+            {"id": "tick", "property": "n_intervals", "value": 1},
+            {"id": "symbol", "property": "value", "value": symbol},
+        ],
         "changedPropIds": ["tick.n_intervals"],
     }
 
@@ -48,11 +53,14 @@ def test_dashboard_serves_candles_and_shrugs_off_hostile_input(make_settings: An
         candle = next(t for t in figure["data"] if t["type"] == "candlestick")
         assert len(candle["x"]) == 4
         assert answer["response"]["last-price"]["children"].startswith("BTCUSDT 97000.5")
-        hostile = _post(server.url + "_dash-update-component",
-                        _chart_request("x' OR 1=1; DROP TABLE candles_10s --"))
+        hostile = _post(
+            server.url + "_dash-update-component",
+            _chart_request("x' OR 1=1; DROP TABLE candles_10s --"),
+        )
         text = json.dumps(hostile["response"]["chart"]["figure"])
         assert "No candles for" in text
-        assert len(open_store(settings).query_rows(
-            f"SELECT * FROM {store.table(CANDLES_10S)}")) == 4  # noqa: S608
+        assert (
+            len(open_store(settings).query_rows(f"SELECT * FROM {store.table(CANDLES_10S)}")) == 4
+        )
     finally:
         server.stop()

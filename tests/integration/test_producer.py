@@ -12,8 +12,9 @@ from cryptolab.model import Trade, parse_frame
 
 
 def consume_all(bootstrap: str, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5_000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5_000
+    )
     try:
         return list(consumer)
     finally:

@@ -6,8 +6,17 @@ from cryptolab.model import Trade, parse_frame
 
 GOOD = {
     "stream": "btcusdt@trade",
-    "data": {"e": "trade", "E": 1732867200123, "s": "BTCUSDT", "t": 4242, "p": "97000.01000000",
-             "q": "0.00150000", "T": 1732867200120, "m": True, "M": True},
+    "data": {
+        "e": "trade",
+        "E": 1732867200123,
+        "s": "BTCUSDT",
+        "t": 4242,
+        "p": "97000.01000000",
+        "q": "0.00150000",
+        "T": 1732867200120,
+        "m": True,
+        "M": True,
+    },
 }
 
 
@@ -18,8 +27,9 @@ def frame(**changes: object) -> str:
 
 def test_parses_a_combined_stream_frame_exactly() -> None:
     trade = parse_frame(frame(), ingest_time=7)
-    assert trade == Trade("BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120,
-                          1732867200123, True, 7)
+    assert trade == Trade(
+        "BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120, 1732867200123, True, 7
+    )
 
 
 def test_parses_a_raw_stream_frame() -> None:

@@ -8,9 +8,20 @@ import orjson
 from tests.reference import reference_candles, tape_trades
 
 
-def _frame(t: int, price: str, qty: str, trade_time: int, maker: bool, symbol: str = "BTCUSDT") -> str:
-    data = {"e": "trade", "E": trade_time + 1, "s": symbol, "t": t, "p": price, "q": qty,
-            "T": trade_time, "m": maker, "M": True}
+def _frame(
+    t: int, price: str, qty: str, trade_time: int, maker: bool, symbol: str = "BTCUSDT"
+) -> str:
+    data = {
+        "e": "trade",
+        "E": trade_time + 1,
+        "s": symbol,
+        "t": t,
+        "p": price,
+        "q": qty,
+        "T": trade_time,
+        "m": maker,
+        "M": True,
+    }
     return orjson.dumps({"stream": f"{symbol.lower()}@trade", "data": data}).decode()
 
 

@@ -1,3 +1,4 @@
+import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_shift_and_loop_keep_ids_and_times_increasing() -> None:
     trades = [parse_frame(next(looped)) for _ in range(lap_size + 50)]
     btc = [t for t in trades if t.symbol == "BTCUSDT"]
     assert [t.trade_id for t in btc] == list(range(btc[0].trade_id, btc[0].trade_id + len(btc)))
-    assert all(b.trade_time >= a.trade_time for a, b in zip(btc, btc[1:], strict=False))
+    assert all(b.trade_time >= a.trade_time for a, b in itertools.pairwise(btc))
 
 
 def test_sample_tape_is_shipped_and_valid() -> None:
