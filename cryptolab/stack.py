@@ -20,10 +20,12 @@ from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import CryptolabError, StreamingError
 from cryptolab.feeds.source import Source
 from cryptolab.settings import Settings
-from cryptolab.store import Store, open_store
+from cryptolab.store import Store, open_store, queries
 from cryptolab.streaming.job import StreamingJob
 
 log = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 10.0
 
 
 @dataclass
@@ -59,10 +61,13 @@ class Stack:
         self._stop_feed = threading.Event()
         self._feed_thread: threading.Thread | None = None
         self._feed_error: BaseException | None = None
+        self._started = time.monotonic()
+        self.first_candle_after: float | None = None
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
         settings = self.settings
+        self._started = time.monotonic()
         if settings.kafka_bootstrap:
             bootstrap = settings.kafka_bootstrap
             log.info("using external kafka bootstrap=%s", bootstrap)
@@ -115,12 +120,20 @@ class Stack:
                 break
             if until_drained and self.status.feed_done:
                 break
-            if time.monotonic() - last_report >= 5:
+            if time.monotonic() - last_report >= REPORT_EVERY_S:
                 last_report = time.monotonic()
                 self._report()
+            if self.first_candle_after is None:
+                self._watch_first_candle()
             time.sleep(0.2)
         if until_drained or seconds is not None:
             self.drain()
+
+    def _watch_first_candle(self) -> None:
+        assert self.store is not None
+        if queries.candle_trade_counts(self.store):
+            self.first_candle_after = time.monotonic() - self._started
+            log.info("first candle queryable %.1f s after start", self.first_candle_after)
 
     def _report(self) -> None:
         stats = self.producer.stats if self.producer else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,8 +184,14 @@ class StreamingJob:
             report[name] = data or {}
         return report
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 15.0) -> None:
+        """Stop both queries, each between micro-batches when possible (no half-written batch)."""
         for name, query in self.queries.items():
+            deadline = time.monotonic() + grace_seconds
+            while query.isActive and query.status.get("isTriggerActive"):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             try:
                 query.stop()
             except Exception as exc:  # stopping must go on for the other query
