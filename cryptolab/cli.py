@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,21 @@ def cmd_query(args: argparse.Namespace) -> int:
     finally:
         store.close()
     sys.stdout.write(render_candles(frame, args.format))
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from cryptolab.store import open_store
+    from cryptolab.store.reconcile import reconcile
+
+    settings = _settings(args)
+    store = open_store(settings)
+    try:
+        since = args.since or datetime(1970, 1, 1, tzinfo=UTC)
+        report = reconcile(store, since, args.until)
+    finally:
+        store.close()
+    print(report.describe())
     return 0
 
 
@@ -196,12 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     qsub = query.add_subparsers(dest="what", required=True)
     qc = qsub.add_parser("candles", help="candles of one symbol")
     qc.add_argument("--symbol", required=True)
-    qc.add_argument("--interval", default="10s")
+    qc.add_argument("--interval", default="10s", help="10s, 1m, 5m, 15m, 1h or 1d")
     qc.add_argument("--start", type=_iso)
     qc.add_argument("--end", type=_iso)
     qc.add_argument("--last", type=int, help="only the newest N candles")
     qc.add_argument("--format", choices=("csv", "json", "table"), default="table")
     qc.set_defaults(func=cmd_query)
+
+    rec = sub.add_parser("reconcile", help="re-derive 10 s candles from raw trades, report changes")
+    rec.add_argument("--since", type=_iso, help="first window (default: all)")
+    rec.add_argument("--until", type=_iso, help="end of the range (default: now and later)")
+    rec.set_defaults(func=cmd_reconcile)
 
     kafka = sub.add_parser("kafka", help="manage the local Kafka broker")
     kafka.add_argument("action", choices=("start", "stop", "status"))

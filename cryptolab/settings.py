@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_password: SecretStr | None = None
 
+    # Exactness and retention
+    reconcile_every_seconds: float = Field(
+        60.0, ge=0, description="re-derive closed candles from raw trades this often; 0 = off"
+    )
+    reconcile_lookback_seconds: float = Field(3600.0, gt=0, description="how far back it looks")
+    trades_ttl_days: int = Field(0, ge=0, description="delete raw trades older than this; 0 = keep")
+    candles_ttl_days: int = Field(0, ge=0, description="delete 10 s candles older than this")
+
     # Binance
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptolab.bus.broker import LocalBroker
@@ -19,8 +20,10 @@ from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import CryptolabError, StreamingError
 from cryptolab.feeds.source import Source
+from cryptolab.model import WINDOW_SECONDS
 from cryptolab.settings import Settings
 from cryptolab.store import Store, open_store, queries
+from cryptolab.store.reconcile import ReconcileReport, closed_horizon, reconcile, touched_since
 from cryptolab.streaming.job import StreamingJob
 
 log = logging.getLogger(__name__)
@@ -62,12 +65,16 @@ class Stack:
         self._feed_thread: threading.Thread | None = None
         self._feed_error: BaseException | None = None
         self._started = time.monotonic()
+        self._started_at = datetime.now(UTC)
+        self._last_reconcile = time.monotonic()
         self.first_candle_after: float | None = None
+        self.reconcile_reports: list[ReconcileReport] = []
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
         settings = self.settings
         self._started = time.monotonic()
+        self._started_at = datetime.now(UTC) - timedelta(seconds=1)
         if settings.kafka_bootstrap:
             bootstrap = settings.kafka_bootstrap
             log.info("using external kafka bootstrap=%s", bootstrap)
@@ -125,9 +132,41 @@ class Stack:
                 self._report()
             if self.first_candle_after is None:
                 self._watch_first_candle()
+            self._maybe_reconcile()
             time.sleep(0.2)
         if until_drained or seconds is not None:
             self.drain()
+
+    def _maybe_reconcile(self) -> None:
+        """Every ``reconcile_every_seconds``, correct closed windows from the raw trades."""
+        every = self.settings.reconcile_every_seconds
+        if not every or time.monotonic() - self._last_reconcile < every or self.store is None:
+            return
+        self._last_reconcile = time.monotonic()
+        # a window is closed once Spark's watermark has passed its end; keep a safety margin
+        margin = (
+            2 * (self.settings.watermark_seconds + WINDOW_SECONDS) + self.settings.trigger_seconds
+        )
+        horizon = closed_horizon(self.store, margin)
+        if horizon is not None:
+            start = horizon - timedelta(seconds=self.settings.reconcile_lookback_seconds)
+            self._record(reconcile(self.store, start, horizon))
+
+    def _record(self, report: ReconcileReport) -> None:
+        self.reconcile_reports.append(report)
+        del self.reconcile_reports[:-20]
+        if report.changed:
+            log.warning("reconcile corrected late trades: %s", report.describe())
+
+    def final_reconcile(self) -> ReconcileReport | None:
+        """After a drain: re-derive every window this run touched, so candles are final."""
+        assert self.store is not None
+        start = touched_since(self.store, self._started_at)
+        if start is None:
+            return None
+        report = reconcile(self.store, start)
+        self._record(report)
+        return report
 
     def _watch_first_candle(self) -> None:
         assert self.store is not None
@@ -167,6 +206,8 @@ class Stack:
                 last_report = time.monotonic()
                 log.info("draining processed=%s target=%s", self.job.processed(), target)
             time.sleep(0.2)
+        if self.settings.reconcile_every_seconds:
+            self.final_reconcile()
         self.status.drained = True
         log.info("drained: every published trade is in the store, candles final")
 

@@ -53,11 +53,13 @@ class Store:
         with self._lock:
             return self.client.query_arrow(sql, parameters=parameters)
 
-    def insert_arrow(self, table_name: str, table: pa.Table) -> None:
+    def insert_arrow(
+        self, table_name: str, table: pa.Table, settings: dict[str, Any] | None = None
+    ) -> None:
         if table.num_rows == 0:
             return
         with self._lock:
-            self.client.insert_arrow(self.table(table_name), table)
+            self.client.insert_arrow(self.table(table_name), table, settings=settings)
 
     def close(self) -> None:
         with self._lock:
@@ -133,5 +135,5 @@ def open_store(settings: Settings, create: bool = True) -> Store:
     if create:
         from cryptolab.store.schema import ensure_schema
 
-        ensure_schema(store)
+        ensure_schema(store, settings.trades_ttl_days, settings.candles_ttl_days)
     return store

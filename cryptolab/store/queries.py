@@ -11,8 +11,10 @@ from cryptolab.model import CANDLE_COLUMNS
 from cryptolab.store.client import Store
 from cryptolab.store.schema import CANDLES_10S, TRADES
 
-INTERVALS = ("10s",)
-"""Candle intervals available to queries (larger ones are derived in ClickHouse)."""
+INTERVAL_SECONDS = {"10s": 10, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+INTERVALS = tuple(INTERVAL_SECONDS)
+"""Candle intervals available to queries. 10s is stored; larger ones are merged exactly from the
+10 s candles in ClickHouse (open of the first sub-window, close of the last, sums of the rest)."""
 
 _MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
@@ -43,17 +45,13 @@ def candles(
     ``last`` keeps only the newest N windows. Columns: CANDLE_COLUMNS plus window_end.
     """
     _check_interval(interval)
-    columns = ", ".join([*CANDLE_COLUMNS, "window_end"])
     params: dict[str, Any] = {
         "symbol": symbol,
         "start": _as_utc(start, _MIN_TIME),
         "end": _as_utc(end, _MAX_TIME),
+        "seconds": INTERVAL_SECONDS[interval],
     }
-    sql = (
-        f"SELECT {columns} FROM {store.table(CANDLES_10S)} FINAL "  # noqa: S608 - identifiers only
-        f"WHERE symbol = {{symbol:String}} AND window_start >= {{start:{_TS}}} "
-        f"AND window_start < {{end:{_TS}}} "
-    )
+    sql = _candles_10s_sql(store) if interval == "10s" else _rollup_sql(store)
     if last is not None:
         sql += "ORDER BY window_start DESC LIMIT {last:UInt32}"
         params["last"] = int(last)
@@ -63,6 +61,44 @@ def candles(
     if last is not None:
         frame = frame.iloc[::-1].reset_index(drop=True)
     return frame
+
+
+def _candles_10s_sql(store: Store) -> str:
+    columns = ", ".join([*CANDLE_COLUMNS, "window_end"])
+    return (
+        f"SELECT {columns} FROM {store.table(CANDLES_10S)} FINAL "  # noqa: S608 - identifiers only
+        f"WHERE symbol = {{symbol:String}} AND window_start >= {{start:{_TS}}} "
+        f"AND window_start < {{end:{_TS}}} "
+    )
+
+
+def _rollup_sql(store: Store) -> str:
+    """Merge 10 s candles into ``{seconds}``-long buckets aligned to the epoch (UTC days): every
+    bucket with ``start <= bucket < end`` (start rounded down), complete."""
+    every = "toIntervalSecond({seconds:UInt32})"
+    return f"""
+        SELECT symbol, bucket AS window_start, open, high, low, close, volume, quote_volume,
+               toFloat64(quote_volume) / toFloat64(volume) AS vwap, trades, buy_volume,
+               first_trade_id, last_trade_id, bucket + {every} AS window_end
+        FROM (
+            SELECT c.symbol AS symbol,
+                   toStartOfInterval(c.window_start, {every}) AS bucket,
+                   argMin(c.open, c.window_start) AS open, max(c.high) AS high,
+                   min(c.low) AS low, argMax(c.close, c.window_start) AS close,
+                   CAST(sum(c.volume) AS Decimal(38, 8)) AS volume,
+                   CAST(sum(c.quote_volume) AS Decimal(38, 16)) AS quote_volume,
+                   sum(c.trades) AS trades,
+                   CAST(sum(c.buy_volume) AS Decimal(38, 8)) AS buy_volume,
+                   argMin(c.first_trade_id, c.window_start) AS first_trade_id,
+                   argMax(c.last_trade_id, c.window_start) AS last_trade_id
+            FROM {store.table(CANDLES_10S)} AS c FINAL
+            WHERE c.symbol = {{symbol:String}}
+              AND c.window_start >= toStartOfInterval({{start:{_TS}}}, {every})
+              AND c.window_start < {{end:{_TS}}} + {every}
+            GROUP BY symbol, bucket
+            HAVING bucket < {{end:{_TS}}}
+        )
+    """  # noqa: S608 - identifiers only; every value is a bound parameter
 
 
 def symbols(store: Store) -> list[str]:

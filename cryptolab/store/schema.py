@@ -1,4 +1,9 @@
-"""DDL of the store. Idempotent: run at every start."""
+"""DDL of the store. Idempotent: run at every start.
+
+Tables keep ``non_replicated_deduplication_window`` so that a repeated insert with the same
+``insert_deduplication_token`` (a retried Spark micro-batch) is dropped on arrival; replacing
+engines make every other repetition converge (read with FINAL).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,13 @@ from cryptolab.store.client import Store
 
 TRADES = "trades"
 CANDLES_10S = "candles_10s"
+QUARANTINE = "quarantine"
+PIPELINE_METRICS = "pipeline_metrics"
+SEED_VIEW = "binance_trades"
+"""The original system's table, kept as a view so its dashboard keeps working."""
+
+DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
+TS = "DateTime64(3, 'UTC')"
 
 
 def _ddl(store: Store) -> list[str]:
@@ -18,19 +30,19 @@ def _ddl(store: Store) -> list[str]:
             trade_id UInt64,
             price Decimal(18, 8),
             qty Decimal(18, 8),
-            trade_time DateTime64(3, 'UTC'),
-            event_time DateTime64(3, 'UTC'),
+            trade_time {TS},
+            event_time {TS},
             is_buyer_maker Bool,
-            ingest_time DateTime64(3, 'UTC'),
-            stored_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ingest_time {TS},
+            stored_at {TS} DEFAULT now64(3)
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toDate(trade_time)
-        ORDER BY (symbol, trade_id)""",
+        ORDER BY (symbol, trade_id) {DEDUP}""",
         # 10 s candles: each streaming update replaces the previous row of the same window.
         f"""CREATE TABLE IF NOT EXISTS {candles} (
             symbol LowCardinality(String),
-            window_start DateTime64(3, 'UTC'),
-            window_end DateTime64(3, 'UTC'),
+            window_start {TS},
+            window_end {TS},
             open Decimal(18, 8),
             high Decimal(18, 8),
             low Decimal(18, 8),
@@ -42,13 +54,74 @@ def _ddl(store: Store) -> list[str]:
             buy_volume Decimal(38, 8),
             first_trade_id UInt64,
             last_trade_id UInt64,
-            updated_at DateTime64(3, 'UTC')
+            updated_at {TS}
         ) ENGINE = ReplacingMergeTree(updated_at)
         PARTITION BY toDate(window_start)
-        ORDER BY (symbol, window_start)""",
+        ORDER BY (symbol, window_start) {DEDUP}""",
+        # Rows Spark could not use, with the reason; keyed by their Kafka position.
+        f"""CREATE TABLE IF NOT EXISTS {store.table(QUARANTINE)} (
+            topic LowCardinality(String),
+            partition UInt32,
+            offset UInt64,
+            raw String,
+            reason LowCardinality(String),
+            kafka_time {TS},
+            stored_at {TS} DEFAULT now64(3)
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toYYYYMM(kafka_time)
+        ORDER BY (topic, partition, offset) {DEDUP}""",
+        # One row per streaming micro-batch progress report.
+        f"""CREATE TABLE IF NOT EXISTS {store.table(PIPELINE_METRICS)} (
+            query LowCardinality(String),
+            run_id String,
+            batch_id Int64,
+            ts {TS},
+            input_rows UInt64,
+            input_rows_per_second Float64,
+            processed_rows_per_second Float64,
+            batch_duration_ms UInt64,
+            watermark Nullable({TS}),
+            rows_dropped_by_watermark UInt64,
+            state_rows UInt64
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toYYYYMM(ts)
+        ORDER BY (query, run_id, batch_id)""",
+        f"""CREATE VIEW IF NOT EXISTS {store.table(SEED_VIEW)} AS
+        SELECT toDateTime(toStartOfInterval(trade_time, INTERVAL 10 SECOND)) AS window_start,
+               symbol,
+               toFloat64(price) AS price,
+               toDateTime(trade_time) AS trade_time
+        FROM {trades} FINAL""",  # noqa: S608 - identifiers only
     ]
 
 
-def ensure_schema(store: Store) -> None:
+def _ttl(store: Store, table: str, column: str, days: int | None) -> str:
+    if days:
+        return (
+            f"ALTER TABLE {store.table(table)} MODIFY TTL "
+            f"toDateTime({column}) + INTERVAL {int(days)} DAY"
+        )
+    return f"ALTER TABLE {store.table(table)} REMOVE TTL"
+
+
+def ensure_schema(
+    store: Store, trades_ttl_days: int | None = None, candles_ttl_days: int | None = None
+) -> None:
+    """Create what is missing; apply the retention settings (None or 0 keeps data forever)."""
     for statement in _ddl(store):
         store.command(statement)
+    for table, column, days in (
+        (TRADES, "trade_time", trades_ttl_days),
+        (CANDLES_10S, "window_start", candles_ttl_days),
+    ):
+        if days or _has_ttl(store, table):
+            store.command(_ttl(store, table, column, days))
+
+
+def _has_ttl(store: Store, table: str) -> bool:
+    rows = store.query_rows(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} "
+        "AND name = {table:String}",
+        {"db": store.database, "table": table},
+    )
+    return bool(rows) and " TTL " in str(rows[0][0])

@@ -28,8 +28,16 @@ log = logging.getLogger(__name__)
 PRICE_TYPE = "decimal(18,8)"
 
 
+TRADE_COLUMNS = (
+    "symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker",
+    "ingest_time",
+)  # fmt: skip
+KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_time", "raw")
+
+
 def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
-    """Kafka topic -> DataFrame of valid trades with Spark types."""
+    """Kafka topic -> every record parsed with the explicit schema, plus its Kafka position,
+    raw text and a ``reason`` column: null for a valid trade, else why it is quarantined."""
     from pyspark.sql import functions as F
 
     reader = (
@@ -42,9 +50,15 @@ def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
     if settings.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
     parsed = reader.load().select(
-        F.from_json(F.col("value").cast("string"), SPARK_TRADE_SCHEMA).alias("t")
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_time"),
+        F.col("value").cast("string").alias("raw"),
+        F.from_json(F.col("value").cast("string"), SPARK_TRADE_SCHEMA).alias("t"),
     )
-    trades = parsed.select(
+    rows = parsed.select(
+        *KAFKA_COLUMNS,
         F.col("t.symbol").alias("symbol"),
         F.col("t.trade_id").alias("trade_id"),
         F.col("t.price").cast(PRICE_TYPE).alias("price"),
@@ -54,11 +68,26 @@ def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
         F.col("t.is_buyer_maker").alias("is_buyer_maker"),
         F.timestamp_millis(F.col("t.ingest_time")).alias("ingest_time"),
     )
-    required = ["symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker"]
-    valid = F.lit(True)
-    for name in required:
-        valid = valid & F.col(name).isNotNull()
-    return trades.where(valid & (F.col("price") > 0) & (F.col("qty") > 0))
+    return rows.withColumn("reason", _reason())
+
+
+def _reason() -> Any:
+    """Why a parsed row cannot be used (null when it can): schema mismatch or bad values."""
+    from pyspark.sql import functions as F
+
+    reason = F.when(F.col("symbol").isNull(), F.lit("schema mismatch: symbol missing"))
+    for name in ("trade_id", "trade_time", "event_time", "is_buyer_maker"):
+        reason = reason.when(F.col(name).isNull(), F.lit(f"schema mismatch: {name}"))
+    reason = reason.when(F.col("price").isNull(), F.lit("price is not a Decimal(18,8)"))
+    reason = reason.when(F.col("qty").isNull(), F.lit("qty is not a Decimal(18,8)"))
+    reason = reason.when(F.col("price") <= 0, F.lit("non-positive price"))
+    return reason.when(F.col("qty") <= 0, F.lit("non-positive qty"))
+
+
+def valid_trades(rows: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    return rows.where(F.col("reason").isNull()).select(*TRADE_COLUMNS)
 
 
 def candles(trades: Any, watermark_seconds: float) -> Any:
@@ -69,6 +98,8 @@ def candles(trades: Any, watermark_seconds: float) -> Any:
     zero = F.lit(0).cast(PRICE_TYPE)
     return (
         trades.withWatermark("trade_time", f"{int(watermark_seconds * 1000)} milliseconds")
+        # a trade delivered twice (producer retry, tape replayed) is counted once
+        .dropDuplicatesWithinWatermark(["symbol", "trade_id"])
         .groupBy(F.window("trade_time", f"{WINDOW_SECONDS} seconds"), F.col("symbol"))
         .agg(
             F.min_by("price", order).alias("open"),
@@ -127,25 +158,33 @@ class StreamingJob:
     bootstrap: str
     store: Store
     queries: dict[str, Any] = field(default_factory=dict)
+    sink: StoreSink | None = None
+    metrics: Any = None
 
     @property
     def checkpoint_root(self) -> Path:
         return self.settings.checkpoint_dir / f"{self.settings.topic}.{self.store.database}"
 
     def start(self) -> StreamingJob:
+        from cryptolab.streaming.metrics import MetricsRecorder
+
+        names = {f"trades_{self.store.database}", f"candles_{self.store.database}"}
+        self.metrics = MetricsRecorder(self.store, names)
+        self.spark.streams.addListener(self.metrics)
         sink = StoreSink(self.store)
-        trades = read_trades(self.spark, self.settings, self.bootstrap)
+        rows = read_trades(self.spark, self.settings, self.bootstrap)
         trigger = f"{self.settings.trigger_seconds} seconds"
         self.queries["trades"] = (
-            trades.writeStream.queryName(f"trades_{self.store.database}")
+            rows.writeStream.queryName(f"trades_{self.store.database}")
             .outputMode("append")
             .option("checkpointLocation", str(self.checkpoint_root / "trades"))
             .trigger(processingTime=trigger)
             .foreachBatch(sink.write_trades)
             .start()
         )
+        sink.bind("trades", str(self.queries["trades"].id))
         self.queries["candles"] = (
-            candles(trades, self.settings.watermark_seconds)
+            candles(valid_trades(rows), self.settings.watermark_seconds)
             .writeStream.queryName(f"candles_{self.store.database}")
             .outputMode("update")
             .option("checkpointLocation", str(self.checkpoint_root / "candles"))
@@ -153,6 +192,8 @@ class StreamingJob:
             .foreachBatch(sink.write_candles)
             .start()
         )
+        sink.bind("candles", str(self.queries["candles"].id))
+        self.sink = sink
         log.info("streaming started topic=%s trigger=%s", self.settings.topic, trigger)
         return self
 
@@ -196,3 +237,5 @@ class StreamingJob:
                 query.stop()
             except Exception as exc:  # stopping must go on for the other query
                 log.warning("stopping query %s failed error=%r", name, exc)
+        if self.metrics is not None:
+            self.spark.streams.removeListener(self.metrics)

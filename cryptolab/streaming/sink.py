@@ -1,11 +1,16 @@
-"""foreachBatch sinks: micro-batch DataFrame -> Arrow -> ClickHouse.
+"""foreachBatch sinks: micro-batch DataFrame -> Arrow -> ClickHouse, safe to repeat.
 
-Runs on a thread of the driver process, so the in-process chDB store works here.
+Runs on a thread of the driver process, so the in-process chDB store works here. Every insert
+carries ``insert_deduplication_token = <query id>:<batch id>:<table>``: when Spark re-runs a
+micro-batch after a crash (same query id, same batch id, same rows), ClickHouse drops the
+repeat. The query id lives in the checkpoint, so a fresh checkpoint never collides with old
+tokens.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -13,13 +18,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptolab.store.client import Store
-from cryptolab.store.schema import CANDLES_10S, TRADES
+from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADES
 
 log = logging.getLogger(__name__)
 
+TRADE_COLUMNS = [
+    "symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker",
+    "ingest_time",
+]  # fmt: skip
+QUARANTINE_COLUMNS = ["topic", "partition", "offset", "raw", "reason", "kafka_time"]
 
-def _utc_ms(column: pa.ChunkedArray) -> pa.ChunkedArray:
+
+def _utc_ms(column: Any) -> Any:
     return column.cast(pa.timestamp("ms", tz="UTC"))
+
+
+def _set(table: pa.Table, name: str, column: Any) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, column)
 
 
 def candles_table(table: pa.Table, updated_at_ms: int) -> pa.Table:
@@ -28,30 +43,59 @@ def candles_table(table: pa.Table, updated_at_ms: int) -> pa.Table:
     volume = pc.cast(table["volume"], pa.float64())
     table = table.append_column("vwap", pc.divide(quote, volume))
     for name in ("window_start", "window_end"):
-        table = table.set_column(table.schema.get_field_index(name), name, _utc_ms(table[name]))
+        table = _set(table, name, _utc_ms(table[name]))
     stamp = pa.array([updated_at_ms] * table.num_rows, pa.timestamp("ms", tz="UTC"))
     return table.append_column("updated_at", stamp)
 
 
-def trades_table(table: pa.Table) -> pa.Table:
+def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """A parsed Kafka batch -> (valid trades, quarantined rows with their reason)."""
+    valid_mask = pc.is_null(table["reason"])
+    valid = table.filter(valid_mask).select(TRADE_COLUMNS)
     for name in ("trade_time", "event_time", "ingest_time"):
-        table = table.set_column(table.schema.get_field_index(name), name, _utc_ms(table[name]))
-    return table
+        valid = _set(valid, name, _utc_ms(valid[name]))
+    bad = table.filter(pc.invert(valid_mask)).select(QUARANTINE_COLUMNS)
+    bad = _set(bad, "kafka_time", _utc_ms(bad["kafka_time"]))
+    return valid, bad
 
 
 class StoreSink:
-    """The two foreachBatch callbacks of :class:`cryptolab.streaming.job.StreamingJob`."""
+    """The foreachBatch callbacks of :class:`cryptolab.streaming.job.StreamingJob`."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.quarantined = 0
+        self._query_ids: dict[str, str] = {}
+        self._bound = threading.Condition()
+
+    def bind(self, name: str, query_id: str) -> None:
+        """Tell the sink the (checkpoint-stable) id of the query writing through ``name``."""
+        with self._bound:
+            self._query_ids[name] = query_id
+            self._bound.notify_all()
+
+    def _token(self, name: str, batch_id: int, table: str) -> str:
+        with self._bound:
+            if not self._bound.wait_for(lambda: name in self._query_ids, timeout=60):
+                raise RuntimeError(f"streaming query {name!r} was never bound to the sink")
+            return f"{self._query_ids[name]}:{batch_id}:{table}"
+
+    def _insert(self, name: str, batch_id: int, table_name: str, table: pa.Table) -> None:
+        settings = {"insert_deduplication_token": self._token(name, batch_id, table_name)}
+        self.store.insert_arrow(table_name, table, settings=settings)
 
     def write_trades(self, batch: Any, batch_id: int) -> None:
-        table = batch.toArrow()
-        self.store.insert_arrow(TRADES, trades_table(table))
-        log.debug("trades batch=%s rows=%s", batch_id, table.num_rows)
+        valid, bad = split_trades(batch.toArrow())
+        self._insert("trades", batch_id, TRADES, valid)
+        if bad.num_rows:
+            self._insert("trades", batch_id, QUARANTINE, bad)
+            self.quarantined += bad.num_rows
+            log.warning("quarantined rows=%d batch=%s", bad.num_rows, batch_id)
+        log.debug("trades batch=%s rows=%s", batch_id, valid.num_rows)
 
     def write_candles(self, batch: Any, batch_id: int) -> None:
         table = batch.toArrow()
         if table.num_rows:
-            self.store.insert_arrow(CANDLES_10S, candles_table(table, int(time.time() * 1000)))
+            rows = candles_table(table, int(time.time() * 1000))
+            self._insert("candles", batch_id, CANDLES_10S, rows)
         log.debug("candles batch=%s rows=%s", batch_id, table.num_rows)
