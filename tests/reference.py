@@ -52,10 +52,14 @@ def tape_trades(path: Path) -> pd.DataFrame:
     return frame.drop_duplicates(["symbol", "trade_id"]).reset_index(drop=True)
 
 
-def reference_candles(trades: pd.DataFrame) -> dict[tuple[str, int], dict[str, object]]:
-    """(symbol, window_start_ms) -> candle fields, open/close by (trade_time, trade_id)."""
+def reference_candles(
+    trades: pd.DataFrame, window_ms: int = WINDOW_MS
+) -> dict[tuple[str, int], dict[str, object]]:
+    """(symbol, window_start_ms) -> candle fields, open/close by (trade_time, trade_id).
+
+    ``window_ms`` other than 10 s gives the rollups (buckets aligned to the epoch, i.e. UTC)."""
     trades = trades.sort_values(["symbol", "trade_time", "trade_id"]).copy()
-    trades["window"] = trades["trade_time"] // WINDOW_MS * WINDOW_MS
+    trades["window"] = trades["trade_time"] // window_ms * window_ms
     result: dict[tuple[str, int], dict[str, object]] = {}
     for (symbol, window), group in trades.groupby(["symbol", "window"], sort=True):
         prices, qtys = list(group["price"]), list(group["qty"])

@@ -82,7 +82,7 @@ def _rollup_sql(store: Store) -> str:
                first_trade_id, last_trade_id, bucket + {every} AS window_end
         FROM (
             SELECT c.symbol AS symbol,
-                   toStartOfInterval(c.window_start, {every}) AS bucket,
+                   CAST(toStartOfInterval(c.window_start, {every}) AS {_TS}) AS bucket,
                    argMin(c.open, c.window_start) AS open, max(c.high) AS high,
                    min(c.low) AS low, argMax(c.close, c.window_start) AS close,
                    CAST(sum(c.volume) AS Decimal(38, 8)) AS volume,

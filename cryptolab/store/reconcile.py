@@ -64,7 +64,8 @@ def _recomputed_sql(store: Store) -> str:
     return f"""
     WITH fresh AS (
         SELECT symbol,
-               toStartOfInterval(trade_time, INTERVAL {WINDOW_SECONDS} SECOND) AS window_start,
+               CAST(toStartOfInterval(trade_time, INTERVAL {WINDOW_SECONDS} SECOND) AS {_TS})
+                   AS window_start,
                window_start + INTERVAL {WINDOW_SECONDS} SECOND AS window_end,
                argMin(price, {order}) AS open, max(price) AS high, min(price) AS low,
                argMax(price, {order}) AS close,
@@ -102,9 +103,10 @@ def reconcile(store: Store, start: datetime, end: datetime | None = None) -> Rec
     table = store.query_arrow(_recomputed_sql(store), {"start": start, "end": end})
     report.windows_checked = table.num_rows
     if table.num_rows:
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        changed = table.filter(pc.field("differs"))
+        changed = table.filter(pc.cast(table["differs"], pa.bool_()))
         if changed.num_rows:
             _write(store, changed)
             for row in changed.select(

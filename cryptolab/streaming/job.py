@@ -57,18 +57,31 @@ def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
         F.col("value").cast("string").alias("raw"),
         F.from_json(F.col("value").cast("string"), SPARK_TRADE_SCHEMA).alias("t"),
     )
+    # try_cast and range checks: under ANSI mode a plain cast of a bad value would fail the
+    # whole query; a bad row must be quarantined instead.
     rows = parsed.select(
         *KAFKA_COLUMNS,
         F.col("t.symbol").alias("symbol"),
         F.col("t.trade_id").alias("trade_id"),
-        F.col("t.price").cast(PRICE_TYPE).alias("price"),
-        F.col("t.qty").cast(PRICE_TYPE).alias("qty"),
-        F.timestamp_millis(F.col("t.trade_time")).alias("trade_time"),
-        F.timestamp_millis(F.col("t.event_time")).alias("event_time"),
+        F.col("t.price").try_cast(PRICE_TYPE).alias("price"),
+        F.col("t.qty").try_cast(PRICE_TYPE).alias("qty"),
+        _millis("t.trade_time").alias("trade_time"),
+        _millis("t.event_time").alias("event_time"),
         F.col("t.is_buyer_maker").alias("is_buyer_maker"),
-        F.timestamp_millis(F.col("t.ingest_time")).alias("ingest_time"),
+        _millis("t.ingest_time").alias("ingest_time"),
     )
     return rows.withColumn("reason", _reason())
+
+
+MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _millis(name: str) -> Any:
+    """Epoch milliseconds -> timestamp, or null when out of range (never an error)."""
+    from pyspark.sql import functions as F
+
+    column = F.col(name)
+    return F.when(column.between(0, MAX_MILLIS), F.timestamp_millis(column))
 
 
 def _reason() -> Any:

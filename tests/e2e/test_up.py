@@ -6,12 +6,10 @@ reads the store; the CSV must equal an independent pandas computation over the s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -19,66 +17,8 @@ from kafka import KafkaConsumer
 
 from cryptolab.feeds.synth import synth_frames
 from cryptolab.feeds.tape import write_frames
-from cryptolab.model import CANDLE_COLUMNS
-from tests.reference import assert_candles_equal, parse_candles_csv, reference_candles, tape_trades
-
-TIMEOUT = 420
-
-
-def cryptolab(
-    args: list[str], env: dict[str, str], timeout: float = TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "cryptolab", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"cryptolab {' '.join(args)} failed:\n{done.stderr[-4000:]}"
-    return done
-
-
-def environment(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
-    if "CRYPTOLAB_CACHE_DIR" in os.environ:
-        env["CRYPTOLAB_CACHE_DIR"] = os.environ["CRYPTOLAB_CACHE_DIR"]
-    env["CRYPTOLAB_DATA_DIR"] = str(data_dir)
-    env.update(extra)
-    return env
-
-
-def stored_candles(env: dict[str, str], symbols: list[str]) -> dict[Any, Any]:
-    result: dict[Any, Any] = {}
-    for symbol in symbols:
-        out = cryptolab(
-            ["query", "candles", "--symbol", symbol, "--interval", "10s", "--format", "csv"],
-            env,
-            timeout=120,
-        ).stdout
-        assert out.splitlines()[0] == ",".join(CANDLE_COLUMNS)
-        starts = [line.split(",")[1] for line in out.splitlines()[1:]]
-        assert starts == sorted(starts) and all(s.endswith("Z") for s in starts)
-        result.update(parse_candles_csv(out))
-    return result
-
-
-def replay_until_drained(tape: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return cryptolab(
-        [
-            "up",
-            "--source",
-            "replay",
-            "--tape",
-            str(tape),
-            "--speed",
-            "max",
-            "--until-drained",
-            "--no-dash",
-        ],
-        env,
-    )
+from tests.e2e.helpers import environment, replay_until_drained, stored_candles
+from tests.reference import assert_candles_equal, reference_candles, tape_trades
 
 
 def test_one_symbol_on_an_external_broker(tmp_path: Path, kafka_bootstrap: str) -> None:
@@ -89,9 +29,17 @@ def test_one_symbol_on_an_external_broker(tmp_path: Path, kafka_bootstrap: str) 
         CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
         CRYPTOLAB_TOPIC=f"t_{uuid.uuid4().hex[:8]}",
     )
-    replay_until_drained(tape, env)
+    run = replay_until_drained(tape, env)
     assert not (tmp_path / "data" / "kafka").exists(), "no local broker with an external one"
-    assert_candles_equal(stored_candles(env, ["BTCUSDT"]), reference_candles(tape_trades(tape)))
+    trades = tape_trades(tape)
+    assert_candles_equal(stored_candles(env, ["BTCUSDT"]), reference_candles(trades))
+    assert " changed=0 " in run.stderr, (
+        "streaming alone was exact: the final reconcile fixed nothing"
+    )
+    for interval, ms in (("1m", 60_000), ("5m", 300_000)):
+        assert_candles_equal(
+            stored_candles(env, ["BTCUSDT"], interval), reference_candles(trades, ms)
+        )
 
 
 def test_two_symbols_out_of_order_on_the_embedded_broker(tmp_path: Path) -> None:
@@ -100,9 +48,10 @@ def test_two_symbols_out_of_order_on_the_embedded_broker(tmp_path: Path) -> None
     write_frames(tape, synth_frames(["BTCUSDT", "ETHUSDT"], 120, 25, seed=22, jitter_ms=3000))
     reference = reference_candles(tape_trades(tape))
     env = environment(tmp_path / "data")
-    replay_until_drained(tape, env)
+    run = replay_until_drained(tape, env)
     assert not (tmp_path / "data" / "kafka" / "broker.pid").exists(), "broker stopped at exit"
     assert_candles_equal(stored_candles(env, ["BTCUSDT", "ETHUSDT"]), reference)
+    assert " changed=0 " in run.stderr, "3 s of disorder is within the watermark: stream exact"
 
 
 BAD_LINES = [

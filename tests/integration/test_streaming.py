@@ -54,3 +54,53 @@ def test_streamed_candles_equal_batch_reference(
     assert sum(partial.values()) < total
     assert sum(queries.trade_counts(store).values()) == total
     assert progress["candles"]["numInputRows"] >= 0 and "candles" in progress
+
+
+def test_rows_spark_cannot_use_are_quarantined_with_a_reason(
+    spark: Any, kafka_bootstrap: str, make_settings: Any, tmp_path: Path
+) -> None:
+    """Another writer on the topic bypasses the producer's checks: Spark keeps going."""
+    from kafka import KafkaProducer
+
+    settings = make_settings(trigger_seconds=0.5)
+    ensure_topics(settings, kafka_bootstrap)
+    good = list(synth_frames(["BTCUSDT"], 30, 10, seed=12))
+    tape = tmp_path / "good.jsonl"
+    write_frames(tape, good)
+    ours = TradeProducer(settings, kafka_bootstrap)
+    ours.publish_all(good)
+    ours.flush()
+    ours.close()
+    rogue = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    bad = {
+        b"not json at all": "schema mismatch: symbol missing",
+        b'{"symbol": "BTCUSDT", "trade_id": "abc"}': "schema mismatch: trade_id",
+        (b'{"symbol":"BTCUSDT","trade_id":1,"price":"1.0","qty":"-3","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "non-positive qty",
+        (b'{"symbol":"BTCUSDT","trade_id":2,"price":"1e40","qty":"1","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "price is not a Decimal(18,8)",
+    }  # fmt: skip
+    for value in bad:
+        rogue.send(settings.topic, key=b"BTCUSDT", value=value)
+    rogue.flush()
+    rogue.close()
+    store = open_store(settings)
+    job = StreamingJob(spark, settings, kafka_bootstrap, store).start()
+    try:
+        wait_caught_up(job, end_offsets(kafka_bootstrap, settings.topic))
+    finally:
+        job.stop()
+    rows = store.query_rows(
+        f"SELECT raw, reason FROM {store.table('quarantine')} FINAL ORDER BY offset"
+    )
+    assert {raw.encode(): reason for raw, reason in rows} == bad
+    assert queries.trade_counts(store) == {"BTCUSDT": len(good)}
+    assert_candles_equal(
+        parse_candles_csv(render_candles(queries.candles(store, "BTCUSDT"), "csv")),
+        reference_candles(tape_trades(tape)),
+    )
+    metrics = store.query_rows(
+        f"SELECT query, sum(input_rows) FROM {store.table('pipeline_metrics')} "
+        "GROUP BY query ORDER BY query"
+    )
+    assert [n for _, n in metrics] == [len(good) + len(bad)] * 2
