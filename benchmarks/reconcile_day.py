@@ -1,6 +1,6 @@
 """How long does `reconcile` take for one day of trades at 50 trades/s (4.32 M trades)?
 
-    .venv/bin/python benchmarks/reconcile_day.py [--rate 50] [--symbols 1] [--out reports/reconcile.md]
+    .venv/bin/python benchmarks/reconcile_day.py [--rate 50] [--symbols 1] [--out FILE.md]
 
 Loads synthetic trades straight into a fresh embedded store (chDB), then times:
   1. reconcile from nothing (every 10 s window of the day written),
@@ -58,7 +58,7 @@ def day_of_trades(symbol: str, rate: float, rng: np.random.Generator, chunk: int
                     "is_buyer_maker": pa.array(maker[lo:hi]),
                     "ingest_time": pa.array(times[lo:hi], TS),
                 }
-            )  # fmt: skip
+            )
         )
     return tables
 
