@@ -13,6 +13,9 @@ run: bootstrap ## run the whole pipeline with the dashboard on http://127.0.0.1:
 test: bootstrap ## run the whole test suite (unit, integration, e2e)
 	$(VENV)/python -m pytest $(ARGS)
 
+bench: bootstrap ## run the benchmark suite (~10 min), write reports/benchmarks.{md,json}
+	$(VENV)/python -m benchmarks.run $(ARGS)
+
 lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff check cryptolab tests
 	$(VENV)/ruff format --check cryptolab tests
@@ -27,4 +30,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test lint kafka-start kafka-stop clean-data
+.PHONY: help bootstrap run test bench lint kafka-start kafka-stop clean-data
