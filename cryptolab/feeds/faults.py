@@ -45,6 +45,7 @@ class Faults:
 class ServerStats:
     connections: int = 0
     open: int = 0
+    largest_subscription: int = 0  # most streams on one connection
     frames_sent: int = 0
     withheld: int = 0
     drops: int = 0

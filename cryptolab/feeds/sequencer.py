@@ -48,6 +48,7 @@ class _Symbol:
     pending: dict[int, str] = field(default_factory=dict)
     suspect: bool = False
     suspect_since: float | None = None  # None while the connection is still down
+    restored: bool = False  # ``last`` comes from a previous run; no live trade seen yet
 
 
 Emit = Callable[[str, bool], None]
@@ -72,7 +73,7 @@ class Sequencer:
         self._symbols: dict[str, _Symbol] = {}
         for symbol, last in last_ids.items():
             # trades may have happened while we were not running
-            self._symbols[symbol] = _Symbol(last=last, suspect=True)
+            self._symbols[symbol] = _Symbol(last=last, suspect=True, restored=True)
 
     # -- state ---------------------------------------------------------------------------------
     def last_ids(self) -> dict[str, int]:
@@ -104,6 +105,8 @@ class Sequencer:
         self._accept(symbol, state, trade_id, frame)
 
     def _accept(self, symbol: str, state: _Symbol, trade_id: int, frame: str) -> None:
+        if state.restored:
+            self._check_restored(symbol, state, trade_id)
         if state.last is None:  # first trade ever seen for this symbol: nothing to compare with
             self._hand_on(state, trade_id, frame, backfilled=False)
         elif trade_id <= state.last or trade_id in state.pending:
@@ -116,6 +119,20 @@ class Sequencer:
             state.pending[trade_id] = frame
         else:  # gap given up (too large): continue from here
             self._hand_on(state, trade_id, frame, backfilled=False)
+
+    def _check_restored(self, symbol: str, state: _Symbol, trade_id: int) -> None:
+        """The first live trade after a restart happened after the previous run ended, so its id
+        is above the saved one — unless the ids started over (a replay server replaying again)."""
+        state.restored = False
+        if state.last is not None and trade_id <= state.last and state.job is None:
+            log.warning(
+                "trade ids went back symbol=%s saved_last_id=%d first_live_id=%d: the source "
+                "started its ids over (a replayed tape?); continuing from the new ids",
+                symbol,
+                state.last,
+                trade_id,
+            )
+            state.last = None
 
     def _hand_on(self, state: _Symbol, trade_id: int, frame: str, backfilled: bool) -> None:
         state.last = trade_id

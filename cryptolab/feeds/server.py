@@ -138,7 +138,8 @@ class ReplayServer:
         app.router.add_get("/stream", self._stream)
         app.router.add_get("/api/v3/historicalTrades", self._historical_trades)
         app.router.add_get("/api/v3/ping", self._ping)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # 1024 streams make a ~20 KB request line
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, max_line_size=1 << 16)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -258,6 +259,7 @@ class ReplayServer:
         self._clients.add(client)
         self.stats.connections += 1
         self.stats.open += 1
+        self.stats.largest_subscription = max(self.stats.largest_subscription, len(streams))
         if not self.started.is_set():
             loop.call_later(self.start_hold, self._start_if_still_there, client)
         keepalive = asyncio.create_task(self._keepalive(client))
