@@ -27,7 +27,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -93,13 +93,14 @@ class FeedState:
         endpoints = data.get("endpoints", {}) if isinstance(data, dict) else {}
         return endpoints if isinstance(endpoints, dict) else {}
 
-    def load(self) -> dict[str, int]:
+    def load(self, symbols: Collection[str] | None = None) -> dict[str, int]:
+        """The saved ids (of ``symbols`` only, when given: others stay saved, untouched)."""
         ids = self._read().get(self.endpoint, {})
-        self._saved = {s: int(i) for s, i in ids.items() if isinstance(i, int)}
-        return dict(self._saved)
+        self._saved = {s: i for s, i in ids.items() if isinstance(i, int)}
+        return {s: i for s, i in self._saved.items() if symbols is None or s in symbols}
 
     def save(self, last_ids: dict[str, int]) -> None:
-        if self.path is None or last_ids == self._saved:
+        if self.path is None or all(self._saved.get(s) == i for s, i in last_ids.items()):
             return
         endpoints = self._read()
         endpoints[self.endpoint] = {**endpoints.get(self.endpoint, {}), **last_ids}
@@ -107,7 +108,7 @@ class FeedState:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": 1, "endpoints": endpoints}, indent=1))
         os.replace(tmp, self.path)
-        self._saved = dict(last_ids)
+        self._saved.update(last_ids)
 
 
 _END = object()
@@ -190,7 +191,7 @@ class BinanceFeed:
             rest = RestClient(session, self.rest_url, counters, budget)
             jobs: asyncio.Queue[BackfillJob] = asyncio.Queue()
             sequencer = Sequencer(
-                self.state.load(), emit, jobs.put_nowait, counters, config.max_gap
+                self.state.load(self.symbols), emit, jobs.put_nowait, counters, config.max_gap
             )
             backfiller = Backfiller(rest, sequencer, jobs, config.max_gap)
             workers = [

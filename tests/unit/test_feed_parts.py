@@ -123,6 +123,10 @@ def test_feed_state_is_kept_per_endpoint(tmp_path: Path) -> None:
     local.save({"BTCUSDT": 77})
     assert FeedState(path, "https://api.binance.com").load() == {"BTCUSDT": 5, "ETHUSDT": 9}
     assert FeedState(path, "http://127.0.0.1:9443").load() == {"BTCUSDT": 77}
+    only_eth = FeedState(path, "https://api.binance.com")
+    assert only_eth.load(["ETHUSDT"]) == {"ETHUSDT": 9}, "symbols not fed now are left alone"
+    only_eth.save({"ETHUSDT": 10})
+    assert FeedState(path, "https://api.binance.com").load() == {"BTCUSDT": 5, "ETHUSDT": 10}
     path.write_text("{not json")
     with pytest.raises(FeedError, match="delete it to start afresh"):
         FeedState(path, "https://api.binance.com").load()
