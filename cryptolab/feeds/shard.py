@@ -110,6 +110,18 @@ class Shard:
             self.counters.connections -= 1
             await connection.close()
 
+    async def _cancel_opening(self) -> None:
+        """Abandon a switch-over connection still being opened (or opened but not yet used)."""
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+        elif opening.exception() is None:
+            await self._retire(opening.result())
+
     def _activate(self, connection: Connection | None) -> None:
         self.active = connection
         if connection is not None:
@@ -132,8 +144,7 @@ class Shard:
                 if self.active is not None:
                     await self._tick()
         finally:
-            if self._opening is not None:
-                self._opening.cancel()
+            await self._cancel_opening()
             await self._retire(self.incoming)
             await self._retire(self.active)
 
@@ -243,9 +254,7 @@ class Shard:
         )
         self.counters.reconnects += 1
         self.sequencer.connection_lost(self.symbols)
-        if self._opening is not None:
-            self._opening.cancel()
-            self._opening = None
+        await self._cancel_opening()
         if self.incoming is not None:
             await self._abort_switch()
         await self._retire(lost)
