@@ -48,6 +48,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _withhold(text: str) -> Any:
+    from cryptolab.feeds.server import Withhold
+
+    try:
+        return Withhold.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
 
@@ -142,6 +151,68 @@ def cmd_tape_synth(args: argparse.Namespace) -> int:
     frames = synth_frames(symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms)
     count = write_frames(args.out, frames)
     print(f"wrote {count} frames to {args.out}")
+    return 0
+
+
+def cmd_tape_import(args: argparse.Namespace) -> int:
+    from cryptolab.feeds.vision import import_tape
+
+    count = import_tape(args.file, args.symbol, args.out)
+    print(f"wrote {count} trades to {args.out}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import threading
+
+    from cryptolab.feeds.record import record
+
+    settings = _settings(args, symbols=args.symbols)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"recording {','.join(settings.symbols)} to {args.out} (Ctrl-C stops)", flush=True)
+    result = record(settings, args.out, args.seconds, stop)
+    fields = " ".join(f"{k}={v}" for k, v in result.counters.items())
+    print(f"wrote {result.frames} frames to {args.out} ({fields})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from cryptolab.feeds.server import Faults, ReplayServer
+
+    faults = Faults(
+        drop_every=args.drop_every,
+        shutdown_every=args.shutdown_every,
+        shutdown_grace=args.shutdown_grace,
+        stall_every=args.stall_every,
+        withhold=tuple(args.withhold),
+        max_connection_age=args.max_connection_age,
+        ping_interval=args.ping_interval,
+        pong_timeout=args.pong_timeout,
+        rest_fail_first=args.rest_fail_first,
+    )
+    server = ReplayServer.from_tape(
+        args.tape,
+        speed=args.speed,
+        faults=faults,
+        host=args.host,
+        port=args.port,
+        start_now=args.start_now,
+    ).start()
+    print(f"serving {args.tape} on {server.ws_url} (Ctrl-C stops)", flush=True)
+    print(f"CRYPTOLAB_BINANCE_WS_URL={server.ws_url}", flush=True)
+    print(f"CRYPTOLAB_BINANCE_REST_URL={server.rest_url}", flush=True)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        log.info("server stats %s", server.stats)
     return 0
 
 
@@ -243,6 +314,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=cmd_tape_synth)
+    imp = tsub.add_parser(
+        "import", help="convert a data.binance.vision spot trades file (.csv or .zip) to a tape"
+    )
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--symbol", required=True, help="the file's symbol, e.g. BTCUSDT")
+    imp.add_argument("--out", type=Path, required=True)
+    imp.set_defaults(func=cmd_tape_import)
+
+    rec = sub.add_parser("record", help="record the live feed to a tape")
+    rec.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    rec.add_argument("--out", type=Path, required=True, help="tape file (.jsonl or .jsonl.gz)")
+    rec.add_argument(
+        "--seconds", type=_positive_float, help="stop after this long (default: Ctrl-C)"
+    )
+    rec.set_defaults(func=cmd_record)
+
+    serve = sub.add_parser("serve", help="serve a tape over Binance's protocol (WS + REST)")
+    serve.add_argument("--tape", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=9443, help="0 = any free port")
+    serve.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
+    serve.add_argument("--start-now", action="store_true", help="play without waiting for a client")
+    faults = serve.add_argument_group("faults to inject")
+    faults.add_argument("--drop-every", type=_positive_float, help="cut every connection every N s")
+    faults.add_argument(
+        "--shutdown-every", type=_positive_float, help="send serverShutdown every N s"
+    )
+    faults.add_argument(
+        "--shutdown-grace", type=_positive_float, default=1.0, help="then close after N s"
+    )
+    faults.add_argument(
+        "--stall-every", type=_positive_float, help="go silent on open connections every N s"
+    )
+    faults.add_argument(
+        "--withhold",
+        type=_withhold,
+        action="append",
+        default=[],
+        metavar="SYMBOL:FROM-TO",
+        help="never stream these trade ids (REST still has them); repeatable",
+    )
+    faults.add_argument(
+        "--max-connection-age",
+        type=_positive_float,
+        default=86400.0,
+        help="close connections this old (Binance: 24 h)",
+    )
+    faults.add_argument("--ping-interval", type=_positive_float, default=20.0)
+    faults.add_argument(
+        "--pong-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="close a client that has not answered a ping for this long",
+    )
+    faults.add_argument(
+        "--rest-fail-first", type=int, default=0, help="answer the first N REST calls with 429"
+    )
+    serve.set_defaults(func=cmd_serve)
 
     jars = sub.add_parser("jars", help="JVM jars (Kafka broker, Spark Kafka connector)")
     jars.add_argument("action", choices=("fetch",))

@@ -39,3 +39,7 @@ class StoreError(CryptolabError):
 
 class StreamingError(CryptolabError):
     """The Spark streaming job failed."""
+
+
+class FeedError(CryptolabError):
+    """The live feed (WebSocket or REST backfill) failed in a way it cannot recover from."""

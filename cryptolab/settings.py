@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
     connect_timeout_seconds: float = Field(10.0, gt=0)
+    feed_rotate_seconds: float = Field(
+        23.5 * 3600, gt=0, description="switch to a fresh connection after this long (cut: 24 h)"
+    )
+    feed_silence_seconds: float = Field(
+        60.0, gt=0, description="reconnect a socket silent this long (no trade, no ping)"
+    )
+    backfill_max_trades: int = Field(
+        1_000_000, ge=0, description="larger gaps are reported lost instead of fetched over REST"
+    )
 
     # Dashboard
     dash_host: str = "127.0.0.1"

@@ -42,6 +42,7 @@ class StackStatus:
     feed_done: bool = False
     drained: bool = False
     error: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)  # feed + producer, refreshed by run()
 
     @property
     def is_live(self) -> bool:
@@ -100,8 +101,10 @@ class Stack:
 
     def _run_feed(self) -> None:
         assert self.producer is not None
+        # a live feed finishes its backfills after stop is set: let it end by itself
+        stop = None if self.source.stops_itself else self._stop_feed
         try:
-            self.producer.publish_all(self.source.frames(self._stop_feed), self._stop_feed)
+            self.producer.publish_all(self.source.frames(self._stop_feed), stop)
             self.producer.flush()
         except BaseException as exc:  # surfaced by run()/drain(), never swallowed
             self._feed_error = exc
@@ -130,6 +133,8 @@ class Stack:
             if time.monotonic() - last_report >= REPORT_EVERY_S:
                 last_report = time.monotonic()
                 self._report()
+            else:
+                self.counters()
             if self.first_candle_after is None:
                 self._watch_first_candle()
             self._maybe_reconcile()
@@ -174,16 +179,19 @@ class Stack:
             self.first_candle_after = time.monotonic() - self._started
             log.info("first candle queryable %.1f s after start", self.first_candle_after)
 
+    def counters(self) -> dict[str, int]:
+        """The feed's counters (live source) with the producer's: frames, published, dlq."""
+        values = dict(self.source.counters()) if self.source.counters else {}
+        if self.producer is not None:
+            stats = self.producer.stats
+            values.update(frames=stats.frames, published=stats.trades, dlq=stats.dlq)
+        self.status.counters = values
+        return values
+
     def _report(self) -> None:
-        stats = self.producer.stats if self.producer else None
-        if stats is not None:
-            log.info(
-                "progress frames=%d trades=%d dlq=%d feed_done=%s",
-                stats.frames,
-                stats.trades,
-                stats.dlq,
-                self.status.feed_done,
-            )
+        values = self.counters()
+        fields = " ".join(f"{k}={v}" for k, v in values.items())
+        log.info("progress %s feed_done=%s", fields, self.status.feed_done)
 
     def drain(self, timeout: float = 300.0) -> None:
         """Stop the feed, then wait until Spark has written every published trade to the store."""
@@ -209,6 +217,7 @@ class Stack:
         if self.settings.reconcile_every_seconds:
             self.final_reconcile()
         self.status.drained = True
+        self._report()
         log.info("drained: every published trade is in the store, candles final")
 
     # -- stop ----------------------------------------------------------------------------------

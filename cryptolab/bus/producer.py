@@ -18,12 +18,16 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from cryptolab.errors import BrokerError, FrameError
+from cryptolab.feeds.frames import is_backfilled
 from cryptolab.model import Trade, now_ms, parse_frame
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_DLQ_RAW_CHARS = 100_000
+SOURCE_HEADER = "cryptolab-source"
+BACKFILL_HEADERS = [(SOURCE_HEADER, b"rest-backfill")]
+"""Kafka headers of a trade the feed recovered over REST instead of receiving it live."""
 
 
 @dataclass
@@ -84,9 +88,12 @@ class TradeProducer:
             self._last_error = exc
         log.error("kafka send failed error=%r", exc)
 
-    def publish_trade(self, trade: Trade) -> None:
+    def publish_trade(self, trade: Trade, backfilled: bool = False) -> None:
         future = self.client.send(
-            self.settings.topic, key=trade.symbol.encode(), value=trade.to_json()
+            self.settings.topic,
+            key=trade.symbol.encode(),
+            value=trade.to_json(),
+            headers=BACKFILL_HEADERS if backfilled else None,
         )
         future.add_errback(self._on_error)
         self.stats.trades += 1
@@ -106,7 +113,7 @@ class TradeProducer:
         except FrameError as exc:
             self.publish_dlq(frame, exc.reason)
             return None
-        self.publish_trade(trade)
+        self.publish_trade(trade, backfilled=is_backfilled(frame))
         return trade
 
     def publish_all(

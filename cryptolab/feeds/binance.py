@@ -1,133 +1,261 @@
-"""Live Binance trades over the combined-stream WebSocket.
+"""Live Binance trades, gap-free: combined-stream WebSockets plus REST backfill.
 
 ``<ws_url>/stream?streams=btcusdt@trade/ethusdt@trade`` wraps each event as
-``{"stream": "btcusdt@trade", "data": {...}}``. Binance pings every 20 s and drops a connection
-that has not answered within a minute; websocket-client answers pings with a pong carrying the
-same payload while we read. The client reconnects with capped exponential backoff plus jitter,
-reset after a healthy connection, and treats a socket silent for ``silence_timeout`` as dead.
+``{"stream": "btcusdt@trade", "data": {...}}``. :class:`BinanceFeed` yields every trade of the
+requested symbols exactly once, per symbol in trade-id order:
+
+- symbols are sharded over connections of at most 1024 streams (:mod:`.shard`);
+- pings are answered with pongs of the same payload, never more than 5 messages per second;
+- lost or silent connections are replaced with capped, jittered exponential backoff, within
+  Binance's 300 connection attempts per 5 minutes; connections are rotated before the 24-hour
+  cut and on ``serverShutdown`` by opening the next one first (:mod:`.shard`);
+- gaps in each symbol's consecutive trade ids — after a reconnect, or across restarts, since the
+  last id per symbol is saved under the data directory — are filled from REST
+  ``historicalTrades`` within the request-weight limit (:mod:`.backfill`, :mod:`.sequencer`);
+- duplicates are dropped before anything reaches Kafka.
+
+The network work runs on an asyncio event loop in a background thread; :meth:`BinanceFeed.frames`
+is a plain iterator over the result, so the producer thread consumes it like a tape.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
-import random
+import os
+import queue
 import threading
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 
-import orjson
+import aiohttp
 import websocket
+
+from cryptolab.errors import FeedError
+from cryptolab.feeds.backfill import Backfiller, RestClient, WeightBudget
+from cryptolab.feeds.config import MAX_STREAMS_PER_CONNECTION, FeedConfig
+from cryptolab.feeds.connection import AttemptLimiter, Backoff, stream_url
+from cryptolab.feeds.counters import FeedCounters
+from cryptolab.feeds.sequencer import BackfillJob, Sequencer
+from cryptolab.feeds.shard import Shard
+from cryptolab.settings import Settings
+
+__all__ = [
+    "MAX_STREAMS_PER_CONNECTION",
+    "Backoff",
+    "BinanceFeed",
+    "FeedConfig",
+    "FeedCounters",
+    "FeedState",
+    "probe",
+    "stream_url",
+]
 
 log = logging.getLogger(__name__)
 
-MAX_STREAMS_PER_CONNECTION = 1024
-
-
-def stream_url(base_url: str, symbols: Sequence[str]) -> str:
-    """Combined-stream URL for the ``@trade`` streams of ``symbols`` (lowercased)."""
-    if not symbols:
-        raise ValueError("at least one symbol is required")
-    if len(symbols) > MAX_STREAMS_PER_CONNECTION:
-        raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
-    streams = "/".join(f"{s.lower()}@trade" for s in symbols)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+STATE_FILE = Path("feed") / "binance_last_trade_ids.json"
 
 
 def probe(base_url: str, symbols: Sequence[str], timeout: float) -> str | None:
     """Try to open the stream once; None when it works, else the reason it does not."""
     try:
-        conn = websocket.create_connection(stream_url(base_url, symbols), timeout=timeout)
+        conn = websocket.create_connection(
+            stream_url(base_url, symbols[:MAX_STREAMS_PER_CONNECTION]), timeout=timeout
+        )
     except (OSError, websocket.WebSocketException) as exc:
         return f"{type(exc).__name__}: {exc}"
     conn.close()
     return None
 
 
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter; ``reset`` after a healthy connection."""
+class FeedState:
+    """The last trade id handed on per symbol, saved as JSON (atomically replaced) so that a
+    restart detects and backfills what happened while the feed was down. Ids are kept per REST
+    endpoint: a local replay server's ids never mix with Binance's."""
 
-    base: float = 0.5
-    cap: float = 30.0
-    attempt: int = 0
+    def __init__(self, path: Path | None, endpoint: str) -> None:
+        self.path = path
+        self.endpoint = endpoint.rstrip("/")
+        self._saved: dict[str, int] = {}
 
-    def next_delay(self) -> float:
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.attempt))
-        self.attempt += 1
-        return delay
+    def _read(self) -> dict[str, dict[str, int]]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FeedError(
+                f"cannot read the feed state {self.path}: {exc}; delete it to start afresh "
+                "(gaps from before this start will then not be backfilled)"
+            ) from exc
+        endpoints = data.get("endpoints", {}) if isinstance(data, dict) else {}
+        return endpoints if isinstance(endpoints, dict) else {}
 
-    def reset(self) -> None:
-        self.attempt = 0
+    def load(self, symbols: Collection[str] | None = None) -> dict[str, int]:
+        """The saved ids (of ``symbols`` only, when given: others stay saved, untouched)."""
+        ids = self._read().get(self.endpoint, {})
+        self._saved = {s: i for s, i in ids.items() if isinstance(i, int)}
+        return {s: i for s, i in self._saved.items() if symbols is None or s in symbols}
+
+    def save(self, last_ids: dict[str, int]) -> None:
+        if self.path is None or all(self._saved.get(s) == i for s, i in last_ids.items()):
+            return
+        endpoints = self._read()
+        endpoints[self.endpoint] = {**endpoints.get(self.endpoint, {}), **last_ids}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": 1, "endpoints": endpoints}, indent=1))
+        os.replace(tmp, self.path)
+        self._saved.update(last_ids)
 
 
-@dataclass
-class FeedCounters:
-    messages: int = 0
-    reconnects: int = 0
-    control_events: int = 0
+_END = object()
 
 
 class BinanceFeed:
-    """Yields raw text frames from Binance until ``stop`` is set."""
+    """Yields raw trade frames — live ones exactly as received, backfilled ones tagged (see
+    :data:`~cryptolab.feeds.frames.BACKFILL_TAG`) — until ``stop`` is set; then finishes
+    pending backfills, saves the last ids and ends. ``counters`` may be read from any thread."""
 
     def __init__(
         self,
-        base_url: str,
+        ws_url: str,
+        rest_url: str,
         symbols: Sequence[str],
-        connect_timeout: float = 10.0,
-        silence_timeout: float = 60.0,
-        healthy_after: float = 30.0,
+        config: FeedConfig | None = None,
+        state_path: Path | None = None,
     ) -> None:
-        self.url = stream_url(base_url, symbols)
-        self.connect_timeout = connect_timeout
-        self.silence_timeout = silence_timeout
-        self.healthy_after = healthy_after
+        if not symbols:
+            raise ValueError("at least one symbol is required")
+        self.ws_url = ws_url
+        self.rest_url = rest_url
+        self.symbols = tuple(dict.fromkeys(s.upper() for s in symbols))
+        self.config = config or FeedConfig()
+        self.state = FeedState(state_path, rest_url)
         self.counters = FeedCounters()
+        self._error: BaseException | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, persist: bool = True) -> BinanceFeed:
+        config = FeedConfig(
+            connect_timeout=settings.connect_timeout_seconds,
+            rotate_after=settings.feed_rotate_seconds,
+            silence_timeout=settings.feed_silence_seconds,
+            max_gap=settings.backfill_max_trades,
+        )
+        state = (settings.data_dir / STATE_FILE).resolve() if persist else None
+        return cls(
+            settings.binance_ws_url, settings.binance_rest_url, settings.symbols, config, state
+        )
 
     def frames(self, stop: threading.Event) -> Iterator[str]:
-        backoff = Backoff()
-        while not stop.is_set():
+        out: queue.Queue[object] = queue.Queue()
+        closed = threading.Event()  # the consumer stopped iterating early
+        thread = threading.Thread(
+            target=self._thread, args=(out, stop, closed), name="binance-feed", daemon=True
+        )
+        thread.start()
+        try:
+            while (item := out.get()) is not _END:
+                yield item  # type: ignore[misc]
+        finally:
+            closed.set()
+            thread.join(timeout=self.config.drain_timeout + 15)
+        if self._error is not None:
+            raise FeedError(f"binance feed failed: {self._error!r}") from self._error
+
+    def _thread(
+        self, out: queue.Queue[object], stop: threading.Event, closed: threading.Event
+    ) -> None:
+        try:
+            asyncio.run(self._main(out, stop, closed))
+        except BaseException as exc:  # handed to the consumer by frames()
+            self._error = exc
+            log.error("binance feed failed error=%r", exc)
+        finally:
+            out.put(_END)
+
+    async def _main(
+        self, out: queue.Queue[object], stop: threading.Event, closed: threading.Event
+    ) -> None:
+        config, counters = self.config, self.counters
+
+        def emit(frame: str, backfilled: bool) -> None:
+            out.put(frame)
+
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as session:
+            budget = WeightBudget(config.rest_weight_limit, share=config.rest_weight_share)
+            rest = RestClient(session, self.rest_url, counters, budget)
+            jobs: asyncio.Queue[BackfillJob] = asyncio.Queue()
+            sequencer = Sequencer(
+                self.state.load(self.symbols), emit, jobs.put_nowait, counters, config.max_gap
+            )
+            backfiller = Backfiller(rest, sequencer, jobs, config.max_gap)
+            workers = [
+                loop.create_task(backfiller.worker()) for _ in range(config.backfill_workers)
+            ]
+            attempts = AttemptLimiter(config.attempts_limit, config.attempts_window)
+            stopping = asyncio.Event()
+            shards = [
+                Shard(i, self.ws_url, chunk, session, sequencer, counters, config, attempts)
+                for i, chunk in enumerate(_chunks(self.symbols, config.max_streams))
+            ]
+            tasks = [loop.create_task(shard.run(stopping)) for shard in shards]
             try:
-                conn = websocket.create_connection(self.url, timeout=self.connect_timeout)
-            except (OSError, websocket.WebSocketException) as exc:
-                delay = backoff.next_delay()
-                log.warning("binance connect failed error=%r retry_in=%.1fs", exc, delay)
-                stop.wait(delay)
-                continue
-            opened = time.monotonic()
-            conn.settimeout(self.silence_timeout)
-            log.info("binance connected url=%s", self.url)
-            try:
-                while not stop.is_set():
-                    text = conn.recv()  # answers pings with pongs of the same payload
-                    if not text:
-                        break
-                    if isinstance(text, bytes):
-                        text = text.decode("utf-8", errors="replace")
-                    if _is_server_shutdown(text):
-                        self.counters.control_events += 1
-                        log.warning("binance serverShutdown received, reconnecting")
-                        break
-                    self.counters.messages += 1
-                    if time.monotonic() - opened > self.healthy_after:
-                        backoff.reset()
-                    yield text
-            except (OSError, websocket.WebSocketException) as exc:
-                log.warning("binance connection lost error=%r", exc)
+                await self._watch(stop, closed, sequencer, tasks)
             finally:
-                conn.close()
-            if not stop.is_set():
-                self.counters.reconnects += 1
-                stop.wait(backoff.next_delay())
+                stopping.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if not closed.is_set():
+                    await self._final_backfill(sequencer)
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                self.state.save(sequencer.last_ids())
+                log.info("binance feed stopped %s", _fields(counters.as_dict()))
+
+    async def _watch(
+        self,
+        stop: threading.Event,
+        closed: threading.Event,
+        sequencer: Sequencer,
+        tasks: list[asyncio.Task[None]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        last_save = loop.time()
+        while not (stop.is_set() or closed.is_set()):
+            await asyncio.sleep(self.config.tick)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise FeedError(f"shard failed: {task.exception()!r}")
+            sequencer.start_tail_checks(loop.time(), self.config.tail_check_after)
+            if loop.time() - last_save >= self.config.save_every:
+                self.state.save(sequencer.last_ids())
+                last_save = loop.time()
+
+    async def _final_backfill(self, sequencer: Sequencer) -> None:
+        """On stop: check every suspect symbol over REST and let running backfills finish."""
+        jobs = sequencer.start_tail_checks(None, 0.0)
+        if jobs:
+            log.info("final tail check symbols=%s", ",".join(j.symbol for j in jobs))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.drain_timeout):
+                while sequencer.busy():
+                    await asyncio.sleep(0.05)
+        if sequencer.busy() or sequencer.pending_count():
+            log.warning(
+                "feed stopped with backfills unfinished: %d buffered trades not handed on "
+                "(the saved last ids make the next start backfill them)",
+                sequencer.pending_count(),
+            )
 
 
-def _is_server_shutdown(text: str) -> bool:
-    if "serverShutdown" not in text:
-        return False
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return False
-    data = message.get("data", message) if isinstance(message, dict) else None
-    return isinstance(data, dict) and data.get("e") == "serverShutdown"
+def _chunks(symbols: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [symbols[i : i + size] for i in range(0, len(symbols), size)]
+
+
+def _fields(values: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in values.items())

@@ -28,6 +28,8 @@ class Source:
     description: str
     frames: Callable[[threading.Event], Iterator[str]]
     finite: bool
+    stops_itself: bool = False  # the frames iterator ends by itself soon after stop is set
+    counters: Callable[[], dict[str, int]] | None = None  # feed counters (live source)
 
     @property
     def is_live(self) -> bool:
@@ -70,12 +72,12 @@ def live_source(settings: Settings) -> Source:
             banner,
         )
         return demo_source(reason)
-    feed = binance.BinanceFeed(
-        settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds
-    )
+    feed = binance.BinanceFeed.from_settings(settings)
     return Source(
         kind="live",
         description=f"LIVE Binance {','.join(settings.symbols)}",
         frames=feed.frames,
         finite=False,
+        stops_itself=True,
+        counters=feed.counters.as_dict,
     )

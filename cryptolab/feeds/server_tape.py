@@ -1,0 +1,97 @@
+"""A tape as the replay server needs it: frames in order, and each symbol's trades indexed by id
+for ``historicalTrades``, limited to what the replay has reached."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+Frame = tuple[int | None, str, str | None, tuple[str, int] | None]
+"""(event time, raw text, stream, (symbol, trade id) if a trade)."""
+
+
+class ServerTape:
+    def __init__(self, frames: Sequence[str]) -> None:
+        self.frames: list[Frame] = []
+        by_symbol: dict[str, dict[int, dict[str, Any]]] = {}
+        for text in frames:
+            event_time, stream, item = _parse(text)
+            key = None
+            if item is not None:
+                symbol = item.pop("symbol")
+                key = (symbol, item["id"])
+                by_symbol.setdefault(symbol, {}).setdefault(item["id"], item)
+            self.frames.append((event_time, text, stream, key))
+        self._ids = {s: sorted(trades) for s, trades in by_symbol.items()}
+        self._items = {s: [by_symbol[s][i] for i in ids] for s, ids in self._ids.items()}
+        self._reached: dict[str, int] = {}
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(self._ids)
+
+    @property
+    def trade_count(self) -> int:
+        return sum(len(ids) for ids in self._ids.values())
+
+    def reach(self, symbol: str, trade_id: int) -> None:
+        """The replay has reached this trade: from now on REST returns it."""
+        if trade_id > self._reached.get(symbol, -1):
+            self._reached[symbol] = trade_id
+
+    def history(self, symbol: str, from_id: int | None, limit: int) -> list[dict[str, Any]]:
+        """Like Binance: ``limit`` trades from ``from_id`` on, or the newest ``limit`` trades."""
+        reached = self._reached.get(symbol)
+        if reached is None:
+            return []
+        ids, items = self._ids[symbol], self._items[symbol]
+        end = bisect.bisect_right(ids, reached)
+        if from_id is None:
+            return items[max(0, end - limit) : end]
+        start = bisect.bisect_left(ids, from_id)
+        return items[start : min(end, start + limit)]
+
+
+def _parse(text: str) -> tuple[int | None, str | None, dict[str, Any] | None]:
+    """(E, stream, REST item with its symbol) — Nones for what is not a well-formed trade."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None, None, None
+    if not isinstance(message, dict):
+        return None, None, None
+    stream = message.get("stream") if isinstance(message.get("stream"), str) else None
+    data = message.get("data", message)
+    if not isinstance(data, dict):
+        return None, stream, None
+    event_time = data.get("E") if isinstance(data.get("E"), int) else None
+    try:
+        item = {
+            "symbol": data["s"],
+            "id": data["t"],
+            "price": data["p"],
+            "qty": data["q"],
+            "quoteQty": _quote(data["p"], data["q"]),
+            "time": data["T"],
+            "isBuyerMaker": data["m"],
+            "isBestMatch": data.get("M", True),
+        }
+    except (KeyError, TypeError, ArithmeticError, ValueError):
+        return event_time, stream, None
+    valid = (
+        data.get("e") == "trade"
+        and isinstance(item["symbol"], str)
+        and isinstance(item["id"], int)
+        and not isinstance(item["id"], bool)
+        and isinstance(item["time"], int)
+        and isinstance(item["isBuyerMaker"], bool)
+    )
+    return event_time, stream, item if valid else None
+
+
+def _quote(price: str, qty: str) -> str:
+    return format((Decimal(price) * Decimal(qty)).normalize(), "f")
