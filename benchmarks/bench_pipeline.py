@@ -143,6 +143,7 @@ def drain_rate(bootstrap: str, trades: int, **overrides: Any) -> float:
             elapsed = time.perf_counter() - started
         finally:
             job.stop()
+            store.close()
         return sum(target.values()) / elapsed
 
 
