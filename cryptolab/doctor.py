@@ -153,12 +153,11 @@ def _kafka_topics(bootstrap: str) -> set[str] | None:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    timeout_ms = int(PROBE_TIMEOUT_S * 1000)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
-            request_timeout_ms=timeout_ms,
-            api_version_auto_timeout_ms=timeout_ms,
+            request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+            bootstrap_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
         )
     except (KafkaError, OSError, ValueError):
         return None

@@ -71,6 +71,9 @@ def test_split_stages_on_a_standalone_cluster_equal_the_reference(
 ) -> None:
     """What docker-compose runs: `produce` and `stream` as separate processes."""
     env = cluster_env(tmp_path, cluster, kafka_bootstrap)
+    doctor = cryptolab(["doctor"], env).stdout
+    assert f"ok    spark       standalone master {cluster.url} answers" in doctor
+    assert f"ok    kafka       {kafka_bootstrap} answers" in doctor
     published = cryptolab(
         ["produce", "--source", "replay", "--tape", str(tape), "--speed", "max"], env
     ).stdout
