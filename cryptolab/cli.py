@@ -114,11 +114,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from cryptolab.doctor import render, run_checks
+    from cryptolab.doctor import FAIL, render, run_checks
 
     checks = run_checks(_settings(args))
     sys.stdout.write(render(checks))
-    return 1 if any(c.status == "fail" for c in checks) else 0
+    return 1 if any(c.status == FAIL for c in checks) else 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
