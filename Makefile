@@ -11,6 +11,7 @@ run: bootstrap ## run the whole pipeline with the dashboard on http://127.0.0.1:
 	$(VENV)/cryptolab up $(ARGS)
 
 test: bootstrap ## run the whole test suite (unit, integration, e2e)
+	@scripts/test-tools.sh
 	$(VENV)/python -m pytest $(ARGS)
 
 bench: bootstrap ## run the benchmark suite (~10 min), write reports/benchmarks.{md,json}

@@ -62,21 +62,28 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 # -- commands -----------------------------------------------------------------------------------
-def cmd_up(args: argparse.Namespace) -> int:
+def _source(args: argparse.Namespace, settings: Settings) -> Any:
     from cryptolab.feeds.source import live_source, replay_source, sample_tape
+
+    if args.source == "replay":
+        return replay_source(args.tape or sample_tape(), args.speed)
+    if args.tape:
+        raise CryptolabError("--tape goes with --source replay")
+    return live_source(settings)
+
+
+def _sigterm_interrupts() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
     from cryptolab.stack import Stack
 
     settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
     if args.until_drained and args.source != "replay":
         raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
-    if args.source == "replay":
-        source = replay_source(args.tape or sample_tape(), args.speed)
-    else:
-        if args.tape:
-            raise CryptolabError("--tape goes with --source replay")
-        source = live_source(settings)
-    stack = Stack(settings, source)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stack = Stack(settings, _source(args, settings))
+    _sigterm_interrupts()
     try:
         stack.start(dash=not args.no_dash)
         if stack.dashboard is not None:
@@ -87,6 +94,40 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
     return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from cryptolab.stages import run_producer
+
+    settings = _settings(args, symbols=args.symbols)
+    _sigterm_interrupts()
+    try:
+        stats = run_producer(settings, _source(args, settings))
+    except KeyboardInterrupt:
+        log.info("interrupted, producer stopped")
+        return 0
+    print(f"published frames={stats.frames} trades={stats.trades} dlq={stats.dlq}", flush=True)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from cryptolab.stages import run_streaming
+
+    settings = _settings(args)
+    _sigterm_interrupts()
+    try:
+        run_streaming(settings, until_caught_up=args.until_caught_up)
+    except KeyboardInterrupt:
+        log.info("interrupted, streaming stopped")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cryptolab.doctor import FAIL, render, run_checks
+
+    checks = run_checks(_settings(args))
+    sys.stdout.write(render(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -277,6 +318,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="dashboard host (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="dashboard port (default 8050)")
     up.set_defaults(func=cmd_up)
+
+    produce = sub.add_parser("produce", help="the feed alone: Binance or a tape -> Kafka")
+    produce.add_argument("--source", choices=("binance", "replay"), default="binance")
+    produce.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
+    produce.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
+    produce.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    produce.set_defaults(func=cmd_produce)
+
+    stream = sub.add_parser("stream", help="the streaming job alone: Kafka -> Spark -> store")
+    stream.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="exit once everything in the topic at start is in the store",
+    )
+    stream.set_defaults(func=cmd_stream)
+
+    doctor = sub.add_parser("doctor", help="check Java, jars, ports, Kafka, ClickHouse, Spark")
+    doctor.set_defaults(func=cmd_doctor)
 
     query = sub.add_parser("query", help="read from the store")
     qsub = query.add_subparsers(dest="what", required=True)

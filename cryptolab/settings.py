@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from cryptolab.errors import ConfigError
 
@@ -21,8 +28,28 @@ ENV_PREFIX = "CRYPTOLAB_"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 
+class _OwnDotEnv(DotEnvSettingsSource):
+    """``.env`` is shared with docker-compose: only its ``CRYPTOLAB_*`` keys are ours (an
+    unknown ``CRYPTOLAB_*`` key still fails; ``CLICKHOUSE_PASSWORD=...`` is compose's)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        prefix = ENV_PREFIX.lower()
+        return {k: v for k, v in super()._load_env_vars().items() if k.lower().startswith(prefix)}
+
+
 class Settings(BaseSettings):
     """Every knob of cryptolab. Construct through :func:`load_settings`."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _OwnDotEnv(settings_cls), file_secret_settings
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -140,9 +167,10 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**explicit)
     except ValidationError as exc:
+        names = (".".join(str(p) for p in err["loc"]).upper() for err in exc.errors())
         problems = "; ".join(
-            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
+            f"{name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name}: {err['msg']}"
+            for name, err in zip(names, exc.errors(), strict=True)
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
 

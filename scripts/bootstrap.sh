@@ -9,6 +9,12 @@ cd "$(dirname "$0")/.."
 die() { echo "bootstrap: $*" >&2; exit 1; }
 
 PY=${PYTHON:-}
+venv_opts=()
+if [ -z "$PY" ] && [ -n "${CONDA_PREFIX:-}" ] && [ -x "$CONDA_PREFIX/bin/python" ]; then
+  # An active conda env (environment.yml): use its Python and reuse what it installed.
+  PY=$CONDA_PREFIX/bin/python
+  venv_opts=(--system-site-packages)
+fi
 if [ -z "$PY" ]; then
   for cand in python3.13 python3.12 python3.11 python3; do
     if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -25,7 +31,7 @@ jver=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n
 
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $PY"
-  "$PY" -m venv .venv
+  "$PY" -m venv ${venv_opts[@]+"${venv_opts[@]}"} .venv
 fi
 stamp=.venv/.cryptolab-installed
 want=$(cat pyproject.toml | sha256sum | cut -c1-16)

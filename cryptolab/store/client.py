@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
@@ -91,24 +91,24 @@ def _connect_chdb(path: str) -> Any:
 def _connect_http(url: str, settings: Settings) -> tuple[Any, str]:
     import clickhouse_connect
 
-    parts = urlsplit(url)
-    database = parts.path.strip("/") or settings.clickhouse_database
-    password = unquote(parts.password) if parts.password else None
-    if password is None and settings.clickhouse_password is not None:
-        password = settings.clickhouse_password.get_secret_value()
+    from cryptolab.store.server import http_target, require_supported, server_version
+
+    target = http_target(url, settings)
     try:
         client = clickhouse_connect.get_client(
-            host=parts.hostname or "localhost",
-            port=parts.port or (8443 if parts.scheme == "https" else 8123),
-            username=unquote(parts.username) if parts.username else "default",
-            password=password or "",
-            secure=parts.scheme == "https",
+            host=target.host,
+            port=target.port,
+            username=target.user,
+            password=target.password,
+            secure=target.secure,
             connect_timeout=10,
         )
     except Exception as exc:
-        safe = f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
-        raise StoreError(f"cannot reach ClickHouse at {safe}: {exc}") from exc
-    return client, database
+        # Say why in terms a user can act on: unreachable, wrong password, or too old.
+        require_supported(target, server_version(target))
+        raise StoreError(f"cannot connect to ClickHouse at {target.masked}: {exc}") from exc
+    require_supported(target, str(client.server_version))
+    return client, target.database
 
 
 def open_store(settings: Settings, create: bool = True) -> Store:

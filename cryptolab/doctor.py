@@ -1,0 +1,236 @@
+"""``cryptolab doctor``: can this configuration run, and if not, what to fix.
+
+Checks Java, the cached JVM jars, the ports cryptolab would listen on, and that the Kafka,
+ClickHouse and Spark the settings point at answer. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cryptolab.errors import CryptolabError
+from cryptolab.settings import Settings
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in the order a pipeline needs them. Never raises for a broken component."""
+    checks: list[Check] = []
+    probes: list[Callable[[Settings], list[Check]]] = [
+        check_java,
+        check_jars,
+        check_ports,
+        check_kafka,
+        check_clickhouse,
+        check_spark,
+    ]
+    for probe in probes:
+        try:
+            checks.extend(probe(settings))
+        except CryptolabError as exc:
+            checks.append(Check(probe.__name__.removeprefix("check_"), FAIL, str(exc)))
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    lines = []
+    for check in checks:
+        label = check.status if check.status == OK else check.status.upper()
+        lines.append(f"{label:<5} {check.name:<11} {check.detail}")
+        if check.fix and check.status != OK:
+            lines.append(f"{'':<17} fix: {check.fix}")
+    counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL)}
+    lines.append(f"{counts[OK]} ok, {counts[WARN]} warning(s), {counts[FAIL]} failure(s)")
+    return "\n".join(lines) + "\n"
+
+
+# -- checks -------------------------------------------------------------------------------------
+def check_java(settings: Settings) -> list[Check]:
+    from cryptolab.jvm import find_java
+
+    java = find_java()  # JavaNotFoundError says what to install
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    version = out.splitlines()[0] if out else "unknown version"
+    return [Check("java", OK, f"{java}: {version}")]
+
+
+def check_jars(settings: Settings) -> list[Check]:
+    from cryptolab.bus.broker import broker_bundle
+    from cryptolab.streaming.session import connector_bundle
+
+    bundles = [connector_bundle()]
+    if not settings.kafka_bootstrap:
+        bundles.append(broker_bundle(settings.kafka_version))
+    checks = []
+    for bundle in bundles:
+        folder = bundle.folder(settings.jars_dir)
+        if bundle.is_cached(settings.jars_dir):
+            count = len(bundle.jars(settings.jars_dir))
+            checks.append(Check("jars", OK, f"{bundle.name}: {count} jars in {folder}"))
+        else:
+            checks.append(
+                Check(
+                    "jars",
+                    WARN,
+                    f"{bundle.name} not cached in {folder}: the first start downloads it "
+                    "from Maven Central",
+                    "run `cryptolab jars fetch` while online (later starts are offline)",
+                )
+            )
+    return checks
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: Settings) -> list[Check]:
+    host, port = settings.dash_host, settings.dash_port
+    if _port_free(host, port):
+        return [Check("ports", OK, f"dashboard port {host}:{port} is free")]
+    return [
+        Check(
+            "ports",
+            WARN,
+            f"dashboard port {host}:{port} is in use: `cryptolab up`/`dash` cannot listen "
+            "there (unless that is cryptolab already running)",
+            "stop what uses it, or set CRYPTOLAB_DASH_PORT / pass --port",
+        )
+    ]
+
+
+def check_kafka(settings: Settings) -> list[Check]:
+    from cryptolab.bus.broker import LocalBroker
+
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        status = LocalBroker(settings).status()
+        if not status.running or not status.bootstrap:
+            return [
+                Check(
+                    "kafka",
+                    OK,
+                    f"no CRYPTOLAB_KAFKA_BOOTSTRAP: `cryptolab up` starts a local Kafka "
+                    f"{settings.kafka_version} broker in {settings.kafka_dir}",
+                )
+            ]
+        bootstrap = status.bootstrap
+    topics = _kafka_topics(bootstrap)
+    if topics is None:
+        return [
+            Check(
+                "kafka",
+                FAIL,
+                f"cannot reach Kafka at {bootstrap}",
+                "start the broker, or fix CRYPTOLAB_KAFKA_BOOTSTRAP (from the host use the "
+                "broker's host listener, e.g. localhost:9092 with docker-compose)",
+            )
+        ]
+    state = "exists" if settings.topic in topics else "is created on the first start"
+    return [Check("kafka", OK, f"{bootstrap} answers; topic {settings.topic} {state}")]
+
+
+def _kafka_topics(bootstrap: str) -> set[str] | None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+            bootstrap_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+        )
+    except (KafkaError, OSError, ValueError):
+        return None
+    try:
+        return set(admin.list_topics())
+    except (KafkaError, OSError):
+        return None
+    finally:
+        admin.close()
+
+
+def check_clickhouse(settings: Settings) -> list[Check]:
+    url = settings.store_url
+    scheme = urlsplit(url).scheme
+    if scheme == "chdb":
+        return [_check_chdb(settings)]
+    from cryptolab.store.server import http_target, require_supported, server_version
+
+    target = http_target(url, settings)
+    version = server_version(target, timeout=PROBE_TIMEOUT_S)
+    require_supported(target, version)
+    return [Check("clickhouse", OK, f"ClickHouse {version} at {target.masked}")]
+
+
+def _check_chdb(settings: Settings) -> Check:
+    from pathlib import Path
+
+    from cryptolab.store import open_store
+
+    path = Path(settings.store_url[len("chdb://") :])
+    if not path.exists():
+        return Check("clickhouse", OK, f"embedded chDB, created at {path} on the first start")
+    store = open_store(settings, create=False)  # StoreError if another process holds it
+    store.close()
+    return Check("clickhouse", OK, f"embedded chDB at {path} opens")
+
+
+def check_spark(settings: Settings) -> list[Check]:
+    master = settings.spark_master
+    if master.startswith("local"):
+        return [Check("spark", OK, f"{master}: driver and executors in this process's JVM")]
+    if not master.startswith("spark://"):
+        return [Check("spark", WARN, f"{master}: not checked (only local and spark:// are)")]
+    checks = []
+    for address in master[len("spark://") :].split(","):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            checks.append(
+                Check(
+                    "spark",
+                    FAIL,
+                    f"bad master address {address!r} in {master}",
+                    "use spark://host:port, e.g. spark://spark-master:7077",
+                )
+            )
+        elif _reachable(host, int(port)):
+            checks.append(Check("spark", OK, f"standalone master spark://{address} answers"))
+        else:
+            checks.append(
+                Check(
+                    "spark",
+                    FAIL,
+                    f"cannot reach the Spark master at spark://{address}",
+                    "start it (`spark-class org.apache.spark.deploy.master.Master`, or "
+                    "`docker-compose up spark-master`) or fix CRYPTOLAB_SPARK_MASTER",
+                )
+            )
+    return checks
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
