@@ -17,7 +17,7 @@ from cryptolab.feeds.frames import is_backfilled, trade_key
 from cryptolab.feeds.server import Faults, ReplayServer
 from cryptolab.feeds.synth import synth_frames
 from cryptolab.feeds.tape import read_frames, write_frames
-from tests.e2e.test_up import cryptolab, environment, stored_candles
+from tests.e2e.helpers import cryptolab, environment, stored_candles
 from tests.reference import assert_candles_equal, reference_candles, tape_trades
 
 

@@ -24,7 +24,7 @@ from cryptolab.errors import StoreError
 from cryptolab.store import open_store
 from cryptolab.store.server import http_target, server_version
 from tests.clickhouse_server import PASSWORD, ClickHouseServer
-from tests.e2e.test_up import environment
+from tests.e2e.helpers import environment
 from tests.tools import need
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptolab.bus.broker import free_port
 from cryptolab.doctor import FAIL, OK, WARN, Check, render, run_checks
-from tests.e2e.test_up import environment
+from tests.e2e.helpers import environment
 
 
 def by_name(checks: list[Check], name: str) -> list[Check]:
