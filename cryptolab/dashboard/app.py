@@ -125,7 +125,8 @@ def create_app(
             available = []
         if not isinstance(current, str) or not current:
             wanted = _url_params(search).get("symbol", "").strip().upper()[:MAX_SYMBOL_CHARS]
-            current = wanted or (available[0] if available else settings.symbols[0])
+            preferred = [s for s in settings.symbols if s in available] or available
+            current = wanted or (preferred[0] if preferred else settings.symbols[0])
         options = available if current in available else [*available, current]
         return options, current
 
@@ -184,9 +185,11 @@ def create_app(
         paused: bool | None,
         state: Any,
     ) -> tuple[Any, Any, Any]:
-        if ctx.triggered_id in ("tick", "paused"):
+        request = _request(symbol, interval, range_key, start, end)
+        ticked = set(ctx.triggered_prop_ids.values()) <= {"tick", "paused"}
+        if ticked and _shows(state, request):
             return _live_tick(store, state, bool(paused))
-        return _redraw(store, _request(symbol, interval, range_key, start, end))
+        return _redraw(store, request)
 
     @app.callback(
         Output("tiles", "children"), Input("tick", "n_intervals"), Input("symbol", "value")
@@ -237,34 +240,48 @@ def _request(symbol: Any, interval: Any, range_key: Any, start: Any, end: Any) -
     )
 
 
+def _empty(request: view.Request, note: str, stats: Any = None) -> tuple[Any, Any, Any]:
+    """A friendly empty chart; the state remembers the request so ticks can look again."""
+    state = {"empty": note, "request": asdict(request)}
+    return figures.empty_figure(note), state, stats if stats is not None else []
+
+
 def _redraw(store: Store, request: view.Request) -> tuple[Any, Any, Any]:
     """A whole new figure for ``request``, or a friendly empty state."""
     if not request.symbol:
-        return figures.empty_figure("Pick a symbol"), None, []
+        return _empty(request, "Pick a symbol")
     started = time.perf_counter()
     try:
         read = view.read_full(store, request)
     except ValueError as exc:
-        return figures.empty_figure(str(exc)), None, []
+        return _empty(request, str(exc))
     except Exception as exc:
         log.warning("chart query failed symbol=%r", request.symbol, exc_info=True)
-        return figures.empty_figure(f"The store did not answer: {type(exc).__name__}"), None, []
+        return _empty(request, f"The store did not answer ({type(exc).__name__}); retrying")
     elapsed_ms = (time.perf_counter() - started) * 1000
     stats = panel.chart_cells(elapsed_ms, len(read.candles), "full redraw")
     if read.view is None:
-        empty = {"empty": read.note, "request": asdict(request)}
-        return figures.empty_figure(read.note), empty, stats
+        return _empty(request, read.note, stats)
     figure = figures.candle_figure(read.candles, request.symbol, revision=read.view.key)
     if read.note:
         figure.update_layout(title={"text": read.note, "font": {"size": 12}})
     return figure, read.view.to_dict(), stats
 
 
+def _shows(state: Any, request: view.Request) -> bool:
+    """Whether the chart already shows ``request`` (so a tick only needs what changed)."""
+    if not isinstance(state, dict):
+        return False
+    if "empty" in state:
+        return bool(state.get("request") == asdict(request))
+    return bool(state.get("key") == request.key)
+
+
 def _live_tick(store: Store, state: Any, paused: bool) -> tuple[Any, Any, Any]:
     """Send only what changed since the last shown candle (a Patch), or nothing."""
     if paused:
         return no_update, no_update, panel.chart_cells(0.0, 0, "paused")
-    if isinstance(state, dict) and "empty" in state:
+    if "empty" in state:
         return _retry_empty(store, state)
     current = view.ChartView.from_dict(state)
     if current is None or not current.live:
