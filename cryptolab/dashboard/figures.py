@@ -165,7 +165,8 @@ def candle_patch(fresh: pd.DataFrame, trim: int, replaced: int, shown: int) -> P
             del target[0]
         values = cols.get(column, [])
         if replaced and values:
-            target[last] = values[0]
+            if field != "x":  # same window, same time
+                target[last] = values[0]
             values = values[1:]
         if values:
             target.extend(values)
