@@ -6,6 +6,7 @@ append, replace and drop single candles with a Dash ``Patch`` instead of sending
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -54,7 +55,7 @@ def empty_figure(message: str) -> go.Figure:
     """A blank chart that says why it is blank."""
     fig = go.Figure(layout=_base_layout())
     fig.add_annotation(
-        text=message,
+        text=html.escape(message, quote=False),  # Plotly renders some HTML tags in annotation text
         showarrow=False,
         font={"size": 18, "color": TEXT},
         x=0.5,

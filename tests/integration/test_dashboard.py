@@ -3,6 +3,7 @@ calls it). The browser itself is exercised in tests/e2e/test_dashboard_browser.p
 
 from __future__ import annotations
 
+import html
 import json
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -54,7 +55,7 @@ def _candle_trace(figure: dict[str, Any]) -> dict[str, Any]:
 
 
 def _message(figure: dict[str, Any]) -> str:
-    return " ".join(a["text"] for a in figure["layout"].get("annotations", []))
+    return html.unescape(" ".join(a["text"] for a in figure["layout"].get("annotations", [])))
 
 
 def _count(store: Store) -> int:
