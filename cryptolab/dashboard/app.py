@@ -116,19 +116,25 @@ def create_app(
         Input("url", "search"),
         Input("slow-tick", "n_intervals"),
         State("symbol", "value"),
+        State("symbol", "options"),
     )
-    def refresh_symbols(search: str | None, _: int | None, current: Any) -> tuple[Any, Any]:
+    def refresh_symbols(search: str | None, _: int | None, current: Any, shown: Any) -> Any:
         try:
             available = q.symbols(store)
         except Exception:
             log.warning("symbols query failed", exc_info=True)
             available = []
+        value = current
         if not isinstance(current, str) or not current:
             wanted = _url_params(search).get("symbol", "").strip().upper()[:MAX_SYMBOL_CHARS]
             preferred = [s for s in settings.symbols if s in available] or available
-            current = wanted or (preferred[0] if preferred else settings.symbols[0])
-        options = available if current in available else [*available, current]
-        return options, current
+            value = wanted or (preferred[0] if preferred else settings.symbols[0])
+        options = available if value in available else [*available, value]
+        # Setting an unchanged value would still fire the chart callback: a needless redraw.
+        return (
+            options if options != shown else no_update,
+            value if value != current else no_update,
+        )
 
     @app.callback(
         Output("interval", "value"),
