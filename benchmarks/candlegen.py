@@ -4,10 +4,10 @@ and screenshots that need weeks of history in seconds. Deterministic for a given
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cryptolab.store import Store
 from cryptolab.store.schema import CANDLES_10S
@@ -17,11 +17,8 @@ START_PRICES = {"BTCUSDT": 97_000.0, "ETHUSDT": 3_600.0, "BNBUSDT": 650.0, "SOLU
 BATCH = 100_000
 
 
-def _decimals(values: np.ndarray, places: int, precision: int) -> pa.Array:
-    scaled = np.round(values, places)
-    return pa.array(
-        [Decimal(f"{v:.{places}f}") for v in scaled.tolist()], pa.decimal128(precision, 8)
-    )
+def _decimals(values: np.ndarray, places: int, precision: int, scale: int = 8) -> pa.Array:
+    return pc.cast(pa.array(np.round(values, places)), pa.decimal128(precision, scale))
 
 
 def candle_table(symbol: str, start_ms: int, count: int, rng: np.random.Generator) -> pa.Table:
@@ -49,9 +46,7 @@ def candle_table(symbol: str, start_ms: int, count: int, rng: np.random.Generato
             "low": _decimals(low, 2, 18),
             "close": _decimals(close, 2, 18),
             "volume": _decimals(volume, 8, 38),
-            "quote_volume": pa.array(
-                [Decimal(f"{v:.8f}") for v in (volume * vwap).tolist()], pa.decimal128(38, 16)
-            ),
+            "quote_volume": _decimals(volume * vwap, 8, 38, 16),
             "vwap": pa.array(vwap),
             "trades": pa.array(trades),
             "buy_volume": _decimals(buy, 8, 38),
@@ -62,7 +57,9 @@ def candle_table(symbol: str, start_ms: int, count: int, rng: np.random.Generato
     )
 
 
-def fill(store: Store, symbols: list[str], days: float, end: datetime | None = None, seed: int = 7) -> int:
+def fill(
+    store: Store, symbols: list[str], days: float, end: datetime | None = None, seed: int = 7
+) -> int:
     """Write ``days`` of 10 s candles per symbol ending at ``end`` (default: now). Returns rows."""
     end_ms = int((end or datetime.now(UTC)).timestamp() * 1000) // STEP_MS * STEP_MS
     count = int(days * 86_400_000 // STEP_MS)

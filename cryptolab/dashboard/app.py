@@ -88,7 +88,17 @@ def _layout(settings: Settings, refresh_ms: int) -> html.Div:
             html.Div(
                 [
                     html.Div("pipeline", className="panel-title"),
-                    html.Div(id="chart-stats", className="cells"),
+                    html.Div(
+                        html.Div(
+                            [
+                                html.Span("chart", className="cell-label"),
+                                html.Span(id="chart-stats", className="cell-value"),
+                            ],
+                            className="cell",
+                            id="metric-chart",
+                        ),
+                        className="cells",
+                    ),
                     html.Div(id="pipeline", className="cells"),
                 ],
                 className="panel",
@@ -249,7 +259,7 @@ def _request(symbol: Any, interval: Any, range_key: Any, start: Any, end: Any) -
 def _empty(request: view.Request, note: str, stats: Any = None) -> tuple[Any, Any, Any]:
     """A friendly empty chart; the state remembers the request so ticks can look again."""
     state = {"empty": note, "request": asdict(request)}
-    return figures.empty_figure(note), state, stats if stats is not None else []
+    return figures.empty_figure(note), state, stats if stats is not None else ""
 
 
 def _redraw(store: Store, request: view.Request) -> tuple[Any, Any, Any]:
@@ -265,7 +275,7 @@ def _redraw(store: Store, request: view.Request) -> tuple[Any, Any, Any]:
         log.warning("chart query failed symbol=%r", request.symbol, exc_info=True)
         return _empty(request, f"The store did not answer ({type(exc).__name__}); retrying")
     elapsed_ms = (time.perf_counter() - started) * 1000
-    stats = panel.chart_cells(elapsed_ms, len(read.candles), "full redraw")
+    stats = panel.chart_stats(elapsed_ms, len(read.candles), "full redraw")
     if read.view is None:
         return _empty(request, read.note, stats)
     figure = figures.candle_figure(read.candles, request.symbol, revision=read.view.key)
@@ -286,7 +296,7 @@ def _shows(state: Any, request: view.Request) -> bool:
 def _live_tick(store: Store, state: Any, paused: bool) -> tuple[Any, Any, Any]:
     """Send only what changed since the last shown candle (a Patch), or nothing."""
     if paused:
-        return no_update, no_update, panel.chart_cells(0.0, 0, "paused")
+        return no_update, no_update, panel.chart_stats(0.0, 0, "paused")
     if "empty" in state:
         return _retry_empty(store, state)
     current = view.ChartView.from_dict(state)
@@ -302,11 +312,11 @@ def _live_tick(store: Store, state: Any, paused: bool) -> tuple[Any, Any, Any]:
     if increment is None:
         return _redraw(store, current.request)
     if increment.unchanged:
-        return no_update, no_update, panel.chart_cells(elapsed_ms, 0, "no change")
+        return no_update, no_update, panel.chart_stats(elapsed_ms, 0, "no change")
     patch = figures.candle_patch(
         increment.candles, increment.trim, increment.replaced, current.count
     )
-    stats = panel.chart_cells(elapsed_ms, len(increment.candles), "patch")
+    stats = panel.chart_stats(elapsed_ms, len(increment.candles), "patch")
     return patch, increment.view.to_dict(), stats
 
 

@@ -134,10 +134,9 @@ def pipeline_cells(status: Mapping[str, Any]) -> list[html.Div]:
     return cells
 
 
-def chart_cells(query_ms: float, rows: int, update: str) -> list[html.Div]:
-    """What the last chart refresh cost: query time, rows read, patch or full redraw."""
-    return [
-        _cell("query", f"{query_ms:.1f} ms"),
-        _cell("rows", _number(rows)),
-        _cell("update", update),
-    ]
+def chart_stats(query_ms: float, rows: int, update: str) -> str:
+    """What the last chart refresh cost: query time, rows read, patch or full redraw.
+
+    Plain text: it travels with every live tick, so it stays a few dozen bytes.
+    """
+    return f"query {query_ms:.1f} ms · {rows:,} rows · {update}"

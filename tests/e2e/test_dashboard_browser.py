@@ -152,7 +152,8 @@ def test_page_loads_and_shows_the_replayed_candles(page: Any, up: dict[str, Any]
     assert "REPLAY" in page.inner_text("#banner")
     assert_matches_reference(data, up["reference"])
     assert page.inner_text("#tile-last .tile-value") not in ("", "—")
-    for metric in ("freshness", "kafka-lag", "spark-candles", "producer-trades", "query"):
+    assert "query" in page.inner_text("#chart-stats")
+    for metric in ("freshness", "kafka-lag", "spark-candles", "producer-trades"):
         assert page.locator(f"#metric-{metric}").count() == 1, metric
     assert not page.dialogs
 
