@@ -22,10 +22,12 @@ def _decimals(values: np.ndarray, places: int, precision: int, scale: int = 8) -
 
 
 def candle_table(symbol: str, start_ms: int, count: int, rng: np.random.Generator) -> pa.Table:
-    """``count`` consecutive 10 s candles of ``symbol`` from ``start_ms``: a random walk."""
+    """``count`` consecutive 10 s candles of ``symbol`` from ``start_ms``: a random walk that
+    ends at the symbol's usual price (where the bundled sample tape starts)."""
     price0 = START_PRICES.get(symbol, 100.0)
-    close = price0 * np.exp(np.cumsum(rng.normal(0, 0.0006, count)))
-    open_ = np.concatenate([[price0], close[:-1]])
+    walk = np.cumsum(rng.normal(0, 0.0006, count))
+    close = price0 * np.exp(walk - walk[-1])
+    open_ = np.concatenate([[close[0] * np.exp(rng.normal(0, 0.0006))], close[:-1]])
     spread = np.abs(rng.normal(0, 0.0004, count)) * close
     high = np.maximum(open_, close) + spread
     low = np.minimum(open_, close) - np.abs(rng.normal(0, 0.0004, count)) * close
@@ -72,3 +74,26 @@ def fill(
             store.insert_arrow(CANDLES_10S, table.slice(offset, BATCH))
         rows += table.num_rows
     return rows
+
+
+def main() -> None:
+    """``python -m benchmarks.candlegen --data-dir DIR --days N``: history ending now."""
+    import argparse
+
+    from cryptolab.settings import load_settings
+    from cryptolab.store import open_store
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT,BNBUSDT")
+    parser.add_argument("--end", help="ISO time of the last candle (default: now)")
+    args = parser.parse_args()
+    end = datetime.fromisoformat(args.end) if args.end else None
+    store = open_store(load_settings(data_dir=args.data_dir))
+    print(f"wrote {fill(store, args.symbols.split(','), args.days, end):,} candles")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
