@@ -53,8 +53,9 @@ def tiles(ticker: Ticker | None, symbol: str) -> list[html.Div]:
         ]
     change, color = "—", None
     if ticker.change_pct is not None:
-        change = f"{ticker.change_pct:+.2f} %"
-        color = GOOD if ticker.change_pct >= 0 else BAD
+        rounded = round(ticker.change_pct, 2)
+        change = f"{rounded:+.2f} %" if rounded else "0.00 %"
+        color = GOOD if rounded > 0 else BAD if rounded < 0 else None
     since = ticker.newest - ticker.change_since
     label = (
         "24 h change" if since.total_seconds() >= 86_400 else _since_label(since.total_seconds())
@@ -139,4 +140,4 @@ def chart_stats(query_ms: float, rows: int, update: str) -> str:
 
     Plain text: it travels with every live tick, so it stays a few dozen bytes.
     """
-    return f"query {query_ms:.1f} ms · {rows:,} rows · {update}"
+    return f"query {query_ms:.1f} ms · {rows:,} row{'' if rows == 1 else 's'} · {update}"
