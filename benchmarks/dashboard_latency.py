@@ -95,6 +95,35 @@ class Market:
         self.store.insert_arrow(CANDLES_10S, row)
 
 
+def other_ticks(client: Any, symbol: str, ticks: int) -> dict[str, float]:
+    """The two other callbacks a page fires every second: tiles, and banner + pipeline panel."""
+    tick = {"id": "tick", "property": "n_intervals", "value": 1}
+    tiles = {
+        "output": "tiles.children",
+        "outputs": {"id": "tiles", "property": "children"},
+        "inputs": [tick, {"id": "symbol", "property": "value", "value": symbol}],
+        "changedPropIds": ["tick.n_intervals"],
+    }
+    pipeline = {
+        "output": "..banner.children...banner.style...pipeline.children..",
+        "outputs": [
+            {"id": "banner", "property": "children"},
+            {"id": "banner", "property": "style"},
+            {"id": "pipeline", "property": "children"},
+        ],
+        "inputs": [tick],
+        "changedPropIds": ["tick.n_intervals"],
+    }
+    tiles_ms = [call(client, tiles)[0] for _ in range(ticks)]
+    pipeline_ms = [call(client, pipeline)[0] for _ in range(ticks)]
+    return {
+        "tiles_p50_ms": pct(tiles_ms, 50),
+        "tiles_p99_ms": pct(tiles_ms, 99),
+        "pipeline_p50_ms": pct(pipeline_ms, 50),
+        "pipeline_p99_ms": pct(pipeline_ms, 99),
+    }
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -134,7 +163,7 @@ def run_range(client: Any, market: Market, range_key: str, ticks: int) -> dict[s
     }
 
 
-def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+def markdown(rows: list[dict[str, Any]], others: dict[str, float], meta: dict[str, Any]) -> str:
     lines = [
         "# Dashboard live update: incremental Patch vs full-figure redraw",
         "",
@@ -142,7 +171,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Store: chDB, {meta['rows']:,} 10 s candles ({meta['days']} days x "
         f"{len(meta['symbols'])} symbols), filled in {meta['fill_s']:.1f} s; "
         f"{meta['ticks']} ticks per range, patch and full alternating.  ",
-        f"Machine: {meta['machine']}; measured {meta['when']}. Latency = one Dash callback "
+        f"Machine: {meta['machine']}, 1-min load average {meta['load']} (other work shares "
+        f"the cores); measured {meta['when']}. Latency = one Dash callback "
         "through the Flask test client (store query + figure + JSON), no network.",
         "",
         "| range | candles | full p50 / p99 ms | patch p50 / p99 ms | speed-up p50 "
@@ -163,6 +193,12 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "range (p99 bytes); the other ticks only replace the open candle. Browser-side cost "
         "(Plotly re-render) is not included.",
         "",
+        "The page's two other callbacks, also fired every second (same store): tiles (last "
+        f"price, 24 h change, trades/s) {others['tiles_p50_ms']:.1f} / "
+        f"{others['tiles_p99_ms']:.1f} ms p50 / p99; banner + pipeline panel (freshness query; "
+        f"no pipeline attached) {others['pipeline_p50_ms']:.1f} / "
+        f"{others['pipeline_p99_ms']:.1f} ms.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -175,6 +211,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "dashboard_latency.md")
     args = parser.parse_args()
     symbols = args.symbols.split(",")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cryptolab-bench-") as tmp:
         settings = load_settings(data_dir=tmp)
         store = open_store(settings)
@@ -185,6 +222,7 @@ def main() -> None:
         client = create_app(store, settings).server.test_client()
         market = Market(store, symbols[0], np.random.default_rng(11))
         results = [run_range(client, market, r, args.ticks) for r in RANGES]
+        others = other_ticks(client, symbols[0], args.ticks)
         store.close()
     meta = {
         "command": "python -m benchmarks.dashboard_latency "
@@ -197,12 +235,13 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "when": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
-    text = markdown(results, meta)
+    text = markdown(results, others, meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     args.out.with_suffix(".json").write_text(
-        json.dumps({"meta": meta, "results": results}, indent=2)
+        json.dumps({"meta": meta, "results": results, "others": others}, indent=2)
     )
     print(text)
 

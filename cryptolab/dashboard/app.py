@@ -280,7 +280,7 @@ def _redraw(store: Store, request: view.Request) -> tuple[Any, Any, Any]:
         return _empty(request, read.note, stats)
     figure = figures.candle_figure(read.candles, request.symbol, revision=read.view.key)
     if read.note:
-        figure.update_layout(title={"text": read.note, "font": {"size": 12}})
+        figure["layout"]["title"] = {"text": read.note, "font": {"size": 12}}
     return figure, read.view.to_dict(), stats
 
 

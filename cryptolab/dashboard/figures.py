@@ -10,9 +10,7 @@ import html
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Patch
-from plotly.subplots import make_subplots
 
 UP = "#26a69a"
 DOWN = "#ef5350"
@@ -21,6 +19,9 @@ PAPER = "#131722"
 GRID = "#262b3a"
 TEXT = "#c9ced8"
 HEIGHT = 600
+
+Figure = dict[str, Any]
+"""A Plotly figure as JSON-ready dicts and lists (what dcc.Graph takes)."""
 
 # (trace index, trace field, column of `columns()`); the order of traces in candle_figure().
 TRACE_FIELDS: tuple[tuple[int, str, str], ...] = (
@@ -38,47 +39,53 @@ TRACE_FIELDS: tuple[tuple[int, str, str], ...] = (
 )
 
 
+def _axis(**extra: Any) -> dict[str, Any]:
+    return {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID, **extra}
+
+
 def _base_layout() -> dict[str, Any]:
-    axis = {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID}
     return {
-        "template": {},  # everything is set here: do not ship Plotly's default template (~7 KB)
         "height": HEIGHT,
         "paper_bgcolor": PAPER,
         "plot_bgcolor": PAPER,
         "font": {"color": TEXT, "family": "Inter, Segoe UI, Helvetica, Arial, sans-serif"},
         "margin": {"l": 60, "r": 20, "t": 36, "b": 30},
-        "xaxis": dict(axis),
-        "yaxis": dict(axis),
     }
 
 
-def _bar(color: str) -> dict[str, Any]:
-    return {"color": color, "line": {"width": 0}}
-
-
-def empty_figure(message: str) -> go.Figure:
+def empty_figure(message: str) -> Figure:
     """A blank chart that says why it is blank."""
-    fig = go.Figure(layout=_base_layout())
-    fig.add_annotation(
-        text=html.escape(message, quote=False),  # Plotly renders some HTML tags in annotation text
-        showarrow=False,
-        font={"size": 18, "color": TEXT},
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
+    layout = _base_layout()
+    layout.update(
+        xaxis=_axis(visible=False),
+        yaxis=_axis(visible=False),
+        annotations=[
+            {
+                "text": html.escape(message, quote=False),  # Plotly renders some HTML tags
+                "showarrow": False,
+                "font": {"size": 18, "color": TEXT},
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+            }
+        ],
+        meta={"empty": message},
     )
-    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, meta={"empty": message})
-    return fig
+    return {"data": [], "layout": layout}
+
+
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def columns(candles: pd.DataFrame) -> dict[str, list[Any]]:
-    """The trace arrays of ``candles`` as JSON-ready lists (times as UTC strings)."""
+    """The trace arrays of ``candles`` as JSON-ready lists; times as epoch milliseconds (UTC),
+    which Plotly's date axes take as they are."""
     starts = pd.to_datetime(candles["window_start"], utc=True)
     volume = candles["volume"].astype(float)
     buys = candles["buy_volume"].astype(float)
     return {
-        "x": starts.dt.strftime("%Y-%m-%d %H:%M:%S").tolist(),
+        "x": ((starts - _EPOCH) // pd.Timedelta(milliseconds=1)).astype("int64").tolist(),
         "open": candles["open"].astype(float).tolist(),
         "high": candles["high"].astype(float).tolist(),
         "low": candles["low"].astype(float).tolist(),
@@ -89,53 +96,63 @@ def columns(candles: pd.DataFrame) -> dict[str, list[Any]]:
     }
 
 
-def candle_figure(candles: pd.DataFrame, symbol: str, revision: str = "") -> go.Figure:
+def candle_figure(candles: pd.DataFrame, symbol: str, revision: str = "") -> Figure:
     """Candlesticks with VWAP on top, volume split into taker buys and sells below.
 
+    A plain Plotly figure dict (no plotly.py objects: building those costs more than the query).
     ``revision`` keeps the user's zoom while the data refreshes (Plotly ``uirevision``).
     """
     if candles.empty:
         return empty_figure(f"No candles for {symbol[:40]!r} yet")
     cols = columns(candles)
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.76, 0.24], vertical_spacing=0.02
-    )
-    fig.add_trace(
-        go.Candlestick(
-            x=cols["x"],
-            open=cols["open"],
-            high=cols["high"],
-            low=cols["low"],
-            close=cols["close"],
-            name=symbol,
-            increasing={"line": {"color": UP}, "fillcolor": UP},
-            decreasing={"line": {"color": DOWN}, "fillcolor": DOWN},
+    x = cols["x"]
+    data = [
+        {
+            "type": "candlestick",
+            "name": symbol,
+            "x": x,
+            "open": cols["open"],
+            "high": cols["high"],
+            "low": cols["low"],
+            "close": cols["close"],
+            "increasing": {"line": {"color": UP}, "fillcolor": UP},
+            "decreasing": {"line": {"color": DOWN}, "fillcolor": DOWN},
+            "xaxis": "x",
+            "yaxis": "y",
+        },
+        {
+            "type": "scatter",
+            "name": "VWAP",
+            "mode": "lines",
+            "x": x,
+            "y": cols["vwap"],
+            "line": {"width": 1.4, "color": VWAP},
+            "xaxis": "x",
+            "yaxis": "y",
+        },
+        _volume("taker buys", x, cols["buys"], UP),
+        _volume("taker sells", x, cols["sells"], DOWN),
+    ]
+    layout = _base_layout()
+    layout.update(
+        xaxis=_axis(
+            type="date",
+            anchor="y",
+            matches="x2",
+            showticklabels=False,
+            rangeslider={"visible": False},
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=cols["x"],
-            y=cols["vwap"],
-            name="VWAP",
-            mode="lines",
-            line={"width": 1.4, "color": VWAP},
+        xaxis2=_axis(type="date", anchor="y2"),
+        yaxis=_axis(
+            anchor="x",
+            domain=[0.26, 1.0],
+            side="right",
+            title={"text": "price"},
+            tickformat=",.8~g",
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(x=cols["x"], y=cols["buys"], name="taker buys", marker=_bar(UP)), row=2, col=1
-    )
-    fig.add_trace(
-        go.Bar(x=cols["x"], y=cols["sells"], name="taker sells", marker=_bar(DOWN)), row=2, col=1
-    )
-    fig.update_layout(
-        _base_layout(),
+        yaxis2=_axis(anchor="x2", domain=[0.0, 0.235], side="right", title={"text": "volume"}),
         barmode="stack",
         bargap=0.15,
-        xaxis_rangeslider_visible=False,
         showlegend=True,
         legend={
             "orientation": "h",
@@ -148,12 +165,19 @@ def candle_figure(candles: pd.DataFrame, symbol: str, revision: str = "") -> go.
         uirevision=revision or symbol,
         meta={"symbol": symbol},
     )
-    for row in (1, 2):
-        fig.update_xaxes(gridcolor=GRID, linecolor=GRID, row=row, col=1)
-        fig.update_yaxes(gridcolor=GRID, linecolor=GRID, side="right", row=row, col=1)
-    fig.update_yaxes(title_text="price", tickformat=",.8~g", row=1, col=1)
-    fig.update_yaxes(title_text="volume", row=2, col=1)
-    return fig
+    return {"data": data, "layout": layout}
+
+
+def _volume(name: str, x: list[Any], y: list[Any], color: str) -> dict[str, Any]:
+    return {
+        "type": "bar",
+        "name": name,
+        "x": x,
+        "y": y,
+        "marker": {"color": color, "line": {"width": 0}},
+        "xaxis": "x2",
+        "yaxis": "y2",
+    }
 
 
 def candle_patch(fresh: pd.DataFrame, trim: int, replaced: int, shown: int) -> Patch:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import plotly.io
 import pytest
 
 from cryptolab.dashboard import figures, panel, view
@@ -56,21 +57,24 @@ def _candles(starts: list[int], closes: list[float]) -> pd.DataFrame:
     )
 
 
+def _json(figure: dict[str, Any]) -> dict[str, Any]:
+    """The figure as the browser receives it (through Plotly's JSON encoder)."""
+    return dict(json.loads(plotly.io.to_json(figure, validate=False)))
+
+
 def test_a_patch_drops_replaces_and_appends_exactly_like_a_redraw() -> None:
     shown = figures.candle_figure(_candles([0, 10, 20, 30], [1, 2, 3, 4]), "BTCUSDT")
     fresh = _candles([30, 40, 50], [40, 5, 6])  # the open candle changed, two new ones
     patch = figures.candle_patch(fresh, trim=2, replaced=1, shown=4)
-    result = apply_patch(json.loads(shown.to_json()), patch.to_plotly_json())
-    expected = json.loads(
-        figures.candle_figure(_candles([20, 30, 40, 50], [3, 40, 5, 6]), "BTCUSDT").to_json()
-    )
+    result = apply_patch(_json(shown), patch.to_plotly_json())
+    expected = _json(figures.candle_figure(_candles([20, 30, 40, 50], [3, 40, 5, 6]), "BTCUSDT"))
     assert [t["x"] for t in result["data"]] == [t["x"] for t in expected["data"]]
     assert result["data"][0]["close"] == [3.0, 40.0, 5.0, 6.0]
     assert [t.get("y") for t in result["data"]] == [t.get("y") for t in expected["data"]]
 
 
 def test_figure_arrays_are_plain_lists_so_patches_can_edit_them() -> None:
-    data = json.loads(figures.candle_figure(_candles([0, 10], [1, 2]), "X").to_json())["data"]
+    data = _json(figures.candle_figure(_candles([0, 10], [1, 2]), "X"))["data"]
     for trace in data:
         for field in ("x", "y", "open", "close"):
             if field in trace:
@@ -79,7 +83,7 @@ def test_figure_arrays_are_plain_lists_so_patches_can_edit_them() -> None:
 
 def test_empty_figure_shows_user_text_as_text() -> None:
     figure = figures.empty_figure("No candles for '<img src=x onerror=alert(1)>'")
-    assert figure.layout.annotations[0].text == (
+    assert figure["layout"]["annotations"][0]["text"] == (
         "No candles for '&lt;img src=x onerror=alert(1)&gt;'"
     )
 
