@@ -40,7 +40,14 @@ TRACE_FIELDS: tuple[tuple[int, str, str], ...] = (
 
 
 def _axis(**extra: Any) -> dict[str, Any]:
-    return {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID, **extra}
+    return {
+        "gridcolor": GRID,
+        "zerolinecolor": GRID,
+        "linecolor": GRID,
+        "automargin": True,
+        "title": {"standoff": 10},
+        **extra,
+    }
 
 
 def _base_layout() -> dict[str, Any]:
