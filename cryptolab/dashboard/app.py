@@ -116,9 +116,16 @@ def create_app(
     store: Store, settings: Settings, status: StatusFn | None = None, *, refresh_ms: int = 1000
 ) -> dash.Dash:
     """The dashboard over ``store``. ``status`` returns the pipeline state (see ``panel``)."""
-    status_fn = status or _no_pipeline
     app = dash.Dash(__name__, title="cryptolab", update_title="")
     app.layout = _layout(settings, refresh_ms)
+    _controls(app, store, settings)
+    _chart(app, store)
+    _tiles_and_panel(app, store, status or _no_pipeline)
+    return app
+
+
+def _controls(app: dash.Dash, store: Store, settings: Settings) -> None:
+    """Symbol list (every 5 s), choices from the URL, the custom-range box, pause/resume."""
 
     @app.callback(
         Output("symbol", "options"),
@@ -178,6 +185,10 @@ def create_app(
     def toggle_pause(_: int, paused: bool | None) -> tuple[bool, str]:
         return (not paused), ("▶ Resume" if not paused else "❚❚ Pause")
 
+
+def _chart(app: dash.Dash, store: Store) -> None:
+    """The chart: a full figure when the view changes, a Patch (or nothing) on a tick."""
+
     @app.callback(
         Output("chart", "figure"),
         Output("view", "data"),
@@ -206,6 +217,10 @@ def create_app(
         if ticked and _shows(state, request):
             return _live_tick(store, state, bool(paused))
         return _redraw(store, request)
+
+
+def _tiles_and_panel(app: dash.Dash, store: Store, status_fn: StatusFn) -> None:
+    """Last price / 24 h change / trades/s, and the banner with the pipeline panel."""
 
     @app.callback(
         Output("tiles", "children"), Input("tick", "n_intervals"), Input("symbol", "value")
@@ -239,8 +254,6 @@ def create_app(
         cells += panel.pipeline_cells(state)
         live = bool(state.get("live"))
         return str(state.get("description", "")), _banner_style(live), cells
-
-    return app
 
 
 def _request(symbol: Any, interval: Any, range_key: Any, start: Any, end: Any) -> view.Request:
