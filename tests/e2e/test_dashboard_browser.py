@@ -7,7 +7,6 @@ switch symbol, interval and range, and paste a hostile symbol into the URL.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
@@ -98,18 +97,31 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def page(browser: Any, up: dict[str, Any]) -> Iterator[Any]:
     page = browser.new_page()
     page.dialogs = []  # type: ignore[attr-defined]
-    page.bodies = []  # type: ignore[attr-defined]
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-
-    def keep(response: Any) -> None:
-        if "_dash-update-component" in response.url:
-            with contextlib.suppress(Exception):  # a response the page already dropped
-                page.bodies.append(response.text())
-
-    page.on("response", keep)
+    page.add_init_script(RECORD_RESPONSES_JS)
     page.goto(up["url"])
     yield page
     page.close()
+
+
+RECORD_RESPONSES_JS = """(() => {
+  window.__dashBodies = [];
+  const original = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await original(...args);
+    const url = typeof args[0] === 'string' ? args[0] : args[0].url;
+    if (url.includes('_dash-update-component')) {
+      response.clone().text().then(text => window.__dashBodies.push(text));
+    }
+    return response;
+  };
+})()"""
+"""Runs in the page before Dash: keeps the body of every callback response it receives."""
+
+
+def responses(page: Any) -> list[str]:
+    """Callback response bodies the page received since the last call."""
+    return list(page.evaluate("() => window.__dashBodies.splice(0)"))
 
 
 def chart(page: Any) -> dict[str, Any] | None:
@@ -176,14 +188,15 @@ def test_page_loads_and_shows_the_replayed_candles(page: Any, up: dict[str, Any]
 
 def test_live_updates_add_candles_with_patches(page: Any, up: dict[str, Any]) -> None:
     before = wait_until(lambda: candles_at_least(page, 1), 60, "candles")
-    page.bodies.clear()
+    responses(page)
     after = wait_until(lambda: newer_than(page, before, 2), 60, "two more live candles")
+    bodies = responses(page)
     closes = dict(zip(after["x"], after["close"], strict=True))
     final = [(x, c) for x, c in zip(before["x"][:-1], before["close"], strict=False) if x in closes]
     assert final, "the older candles are still shown"
     assert all(closes[x] == c for x, c in final), "final candles do not change"
-    charts = [body for body in page.bodies if '"chart":' in body]
-    assert charts, f"no chart updates among {len(page.bodies)} responses"
+    charts = [body for body in bodies if '"chart":' in body]
+    assert charts, f"no chart updates among {len(bodies)} responses"
     redraws = [body[:300] for body in charts if '"chart":{"figure":{"data"' in body]
     assert not redraws, f"live ticks redrew the whole figure: {redraws}"
     assert all("__dash_patch_update" in body for body in charts)
