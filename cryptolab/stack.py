@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +50,51 @@ class StackStatus:
         return self.source_kind == "live"
 
 
+class _LagProbe:
+    """Kafka lag, measured on a background thread at most every ``every_s`` so that reading it
+    (every second, from the dashboard) never waits for Kafka."""
+
+    def __init__(self, measure: Callable[[], int], every_s: float = 3.0) -> None:
+        self.measure = measure
+        self.every_s = every_s
+        self.value: int | None = None
+        self._at = -every_s
+        self._busy = False
+        self._lock = threading.Lock()
+
+    def get(self) -> int | None:
+        with self._lock:
+            if not self._busy and time.monotonic() - self._at >= self.every_s:
+                self._busy = True
+                threading.Thread(target=self._run, name="kafka-lag", daemon=True).start()
+        return self.value
+
+    def _run(self) -> None:
+        try:
+            self.value = self.measure()
+        except Exception as exc:
+            self.value = None
+            log.warning("kafka lag unavailable error=%r", exc)
+        finally:
+            with self._lock:
+                self._busy = False
+                self._at = time.monotonic()
+
+
+def spark_rates(progress: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Input rate, processing rate and batch duration of each streaming query."""
+    rates: dict[str, dict[str, float]] = {}
+    for name, data in progress.items():
+        if not data:
+            continue
+        rates[name] = {
+            "input_rps": float(data.get("inputRowsPerSecond") or 0.0),
+            "processed_rps": float(data.get("processedRowsPerSecond") or 0.0),
+            "batch_ms": float((data.get("durationMs") or {}).get("triggerExecution") or 0.0),
+        }
+    return rates
+
+
 class Stack:
     """Start, run and stop the embedded pipeline. Use as a context manager."""
 
@@ -70,6 +116,7 @@ class Stack:
         self._last_reconcile = time.monotonic()
         self.first_candle_after: float | None = None
         self.reconcile_reports: list[ReconcileReport] = []
+        self._lag = _LagProbe(self.kafka_lag)
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
@@ -93,7 +140,7 @@ class Stack:
         if dash:
             from cryptolab.dashboard.server import DashServer
 
-            self.dashboard = DashServer.start(self.store, settings, self.status)
+            self.dashboard = DashServer.start(self.store, settings, self.snapshot)
         self._feed_thread = threading.Thread(target=self._run_feed, name="feed", daemon=True)
         self._feed_thread.start()
         log.info("pipeline started source=%s", self.source.description)
@@ -112,6 +159,46 @@ class Stack:
             log.error("feed failed error=%r", exc)
         finally:
             self.status.feed_done = True
+
+    # -- state -------------------------------------------------------------------------------
+    def kafka_lag(self) -> int:
+        """Messages published to the trades topic that Spark has not written to the store yet."""
+        assert self.job is not None
+        end = end_offsets(self.status.bootstrap, self.settings.topic)
+        done = self.job.processed()
+        lag = 0
+        for partition, offset in end.items():
+            written = min((d.get(partition, 0) for d in done.values()), default=0)
+            lag += max(0, offset - written)
+        return lag
+
+    def snapshot(self) -> dict[str, Any]:
+        """The pipeline state the dashboard shows (see :mod:`cryptolab.dashboard.panel`)."""
+        status = self.status
+        state: dict[str, Any] = {
+            "live": status.is_live,
+            "description": status.source_description,
+            "feed_done": status.feed_done,
+        }
+        if status.error:
+            state["error"] = status.error
+        if self.producer is not None:
+            counters = self.producer.stats.as_dict()
+            counters.pop("per_symbol", None)
+            state["producer"] = counters
+        feed = dict(self.source.counters()) if self.source.counters else {}
+        if self.job is not None:
+            state["spark"] = spark_rates(self.job.progress())
+            state["kafka_lag"] = self._lag.get()
+            if self.job.metrics is not None:
+                feed["late_trades"] = self.job.metrics.dropped_late
+            if self.job.sink is not None:
+                feed["quarantined"] = self.job.sink.quarantined
+        if self.reconcile_reports:
+            feed["reconciled_windows"] = sum(len(r.changed) for r in self.reconcile_reports)
+        if feed:
+            state["feed"] = feed
+        return state
 
     # -- run -----------------------------------------------------------------------------------
     def _check(self) -> None:

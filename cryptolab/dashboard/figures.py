@@ -1,68 +1,210 @@
-"""Plotly figures built from store query results (pandas DataFrames)."""
+"""Plotly figures built from store query results (pandas DataFrames).
+
+Trace arrays are plain JSON lists (never numpy's base64 "typed arrays") so that a live tick can
+append, replace and drop single candles with a Dash ``Patch`` instead of sending a new figure.
+"""
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+from dash import Patch
 
 UP = "#26a69a"
 DOWN = "#ef5350"
+VWAP = "#f5c542"
+PAPER = "#131722"
+GRID = "#262b3a"
+TEXT = "#c9ced8"
+HEIGHT = 600
+
+Figure = dict[str, Any]
+"""A Plotly figure as JSON-ready dicts and lists (what dcc.Graph takes)."""
+
+# (trace index, trace field, column of `columns()`); the order of traces in candle_figure().
+TRACE_FIELDS: tuple[tuple[int, str, str], ...] = (
+    (0, "x", "x"),
+    (0, "open", "open"),
+    (0, "high", "high"),
+    (0, "low", "low"),
+    (0, "close", "close"),
+    (1, "x", "x"),
+    (1, "y", "vwap"),
+    (2, "x", "x"),
+    (2, "y", "buys"),
+    (3, "x", "x"),
+    (3, "y", "sells"),
+)
 
 
-def empty_figure(message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(
-        text=message, showarrow=False, font={"size": 16}, x=0.5, y=0.5, xref="paper", yref="paper"
+def _axis(**extra: Any) -> dict[str, Any]:
+    return {
+        "gridcolor": GRID,
+        "zerolinecolor": GRID,
+        "linecolor": GRID,
+        "automargin": True,
+        "title": {"standoff": 10},
+        **extra,
+    }
+
+
+def _base_layout() -> dict[str, Any]:
+    return {
+        "height": HEIGHT,
+        "paper_bgcolor": PAPER,
+        "plot_bgcolor": PAPER,
+        "font": {"color": TEXT, "family": "Inter, Segoe UI, Helvetica, Arial, sans-serif"},
+        "margin": {"l": 60, "r": 20, "t": 36, "b": 30},
+    }
+
+
+def empty_figure(message: str) -> Figure:
+    """A blank chart that says why it is blank."""
+    layout = _base_layout()
+    layout.update(
+        xaxis=_axis(visible=False),
+        yaxis=_axis(visible=False),
+        annotations=[
+            {
+                "text": html.escape(message, quote=False),  # Plotly renders some HTML tags
+                "showarrow": False,
+                "font": {"size": 18, "color": TEXT},
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+            }
+        ],
+        meta={"empty": message},
     )
-    fig.update_layout(
-        xaxis={"visible": False}, yaxis={"visible": False}, height=560, template="plotly_white"
-    )
-    return fig
+    return {"data": [], "layout": layout}
 
 
-def candle_figure(candles: pd.DataFrame, symbol: str) -> go.Figure:
-    """Candlesticks with VWAP on top, volume split into taker buys and sells below."""
-    if candles.empty:
-        return empty_figure(f"No candles for {symbol} yet")
-    x = candles["window_start"]
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def columns(candles: pd.DataFrame) -> dict[str, list[Any]]:
+    """The trace arrays of ``candles`` as JSON-ready lists; times as epoch milliseconds (UTC),
+    which Plotly's date axes take as they are."""
+    starts = pd.to_datetime(candles["window_start"], utc=True)
     volume = candles["volume"].astype(float)
     buys = candles["buy_volume"].astype(float)
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.03
-    )
-    fig.add_trace(
-        go.Candlestick(
-            x=x,
-            open=candles["open"].astype(float),
-            high=candles["high"].astype(float),
-            low=candles["low"].astype(float),
-            close=candles["close"].astype(float),
-            name=symbol,
-            increasing_line_color=UP,
-            decreasing_line_color=DOWN,
+    return {
+        "x": ((starts - _EPOCH) // pd.Timedelta(milliseconds=1)).astype("int64").tolist(),
+        "open": candles["open"].astype(float).tolist(),
+        "high": candles["high"].astype(float).tolist(),
+        "low": candles["low"].astype(float).tolist(),
+        "close": candles["close"].astype(float).tolist(),
+        "vwap": candles["vwap"].astype(float).round(8).tolist(),
+        "buys": buys.tolist(),
+        "sells": (volume - buys).clip(lower=0).tolist(),
+    }
+
+
+def candle_figure(candles: pd.DataFrame, symbol: str, revision: str = "") -> Figure:
+    """Candlesticks with VWAP on top, volume split into taker buys and sells below.
+
+    A plain Plotly figure dict (no plotly.py objects: building those costs more than the query).
+    ``revision`` keeps the user's zoom while the data refreshes (Plotly ``uirevision``).
+    """
+    if candles.empty:
+        return empty_figure(f"No candles for {symbol[:40]!r} yet")
+    cols = columns(candles)
+    x = cols["x"]
+    data = [
+        {
+            "type": "candlestick",
+            "name": symbol,
+            "x": x,
+            "open": cols["open"],
+            "high": cols["high"],
+            "low": cols["low"],
+            "close": cols["close"],
+            "increasing": {"line": {"color": UP}, "fillcolor": UP},
+            "decreasing": {"line": {"color": DOWN}, "fillcolor": DOWN},
+            "xaxis": "x",
+            "yaxis": "y",
+        },
+        {
+            "type": "scatter",
+            "name": "VWAP",
+            "mode": "lines",
+            "x": x,
+            "y": cols["vwap"],
+            "line": {"width": 1.4, "color": VWAP},
+            "xaxis": "x",
+            "yaxis": "y",
+        },
+        _volume("taker buys", x, cols["buys"], UP),
+        _volume("taker sells", x, cols["sells"], DOWN),
+    ]
+    layout = _base_layout()
+    layout.update(
+        xaxis=_axis(
+            type="date",
+            anchor="y",
+            matches="x2",
+            showticklabels=False,
+            rangeslider={"visible": False},
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x, y=candles["vwap"], name="VWAP", mode="lines", line={"width": 1, "color": "#5c6bc0"}
+        xaxis2=_axis(type="date", anchor="y2"),
+        yaxis=_axis(
+            anchor="x",
+            domain=[0.26, 1.0],
+            side="right",
+            title={"text": "price"},
+            tickformat=",.8~g",
         ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(go.Bar(x=x, y=buys, name="taker buys", marker_color=UP), row=2, col=1)
-    fig.add_trace(go.Bar(x=x, y=volume - buys, name="taker sells", marker_color=DOWN), row=2, col=1)
-    fig.update_layout(
+        yaxis2=_axis(anchor="x2", domain=[0.0, 0.235], side="right", title={"text": "volume"}),
         barmode="stack",
-        height=560,
-        margin={"l": 50, "r": 20, "t": 30, "b": 30},
-        xaxis_rangeslider_visible=False,
-        template="plotly_white",
-        legend={"orientation": "h", "y": 1.05},
-        uirevision=symbol,  # keep the user's zoom while data refreshes
+        bargap=0.15,
+        showlegend=True,
+        legend={
+            "orientation": "h",
+            "y": 1.06,
+            "x": 0,
+            "bgcolor": "rgba(0,0,0,0)",
+            "traceorder": "normal",
+        },
+        hovermode="x",
+        uirevision=revision or symbol,
+        meta={"symbol": symbol},
     )
-    fig.update_yaxes(title_text="price", row=1, col=1)
-    fig.update_yaxes(title_text="volume", row=2, col=1)
-    return fig
+    return {"data": data, "layout": layout}
+
+
+def _volume(name: str, x: list[Any], y: list[Any], color: str) -> dict[str, Any]:
+    return {
+        "type": "bar",
+        "name": name,
+        "x": x,
+        "y": y,
+        "marker": {"color": color, "line": {"width": 0}},
+        "xaxis": "x2",
+        "yaxis": "y2",
+    }
+
+
+def candle_patch(fresh: pd.DataFrame, trim: int, replaced: int, shown: int) -> Patch:
+    """Turn a figure of ``shown`` candles into the new one without resending it.
+
+    Drops ``trim`` leading candles, replaces the last shown candle with the first row of
+    ``fresh`` when ``replaced`` is 1, and appends the remaining rows.
+    """
+    patch = Patch()
+    cols = columns(fresh) if not fresh.empty else {}
+    last = shown - 1 - trim
+    for trace, field, column in TRACE_FIELDS:
+        target = patch["data"][trace][field]
+        for _ in range(trim):
+            del target[0]
+        values = cols.get(column, [])
+        if replaced and values:
+            if field != "x":  # same window, same time
+                target[last] = values[0]
+            values = values[1:]
+        if values:
+            target.extend(values)
+    return patch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,16 @@ from cryptolab.settings import Settings
 from cryptolab.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def _status_fn(status: Any) -> Callable[[], dict[str, Any]] | None:
+    if status is None or callable(status):
+        return status
+
+    def state() -> dict[str, Any]:
+        return {"live": status.is_live, "description": status.source_description}
+
+    return state
 
 
 @dataclass
@@ -27,14 +38,15 @@ class DashServer:
 
     @classmethod
     def start(cls, store: Store, settings: Settings, status: Any = None) -> DashServer:
+        """Serve the dashboard on ``settings.dash_host:dash_port``.
+
+        ``status`` is a zero-argument callable returning the pipeline state (see
+        :mod:`cryptolab.dashboard.panel`), or an object with ``is_live`` and
+        ``source_description``, or None (the store alone).
+        """
         from cryptolab.dashboard.app import create_app
 
-        def state() -> dict[str, Any]:
-            if status is None:
-                return {"live": False, "description": "store only (no pipeline running)"}
-            return {"live": status.is_live, "description": status.source_description}
-
-        app = create_app(store, settings, state)
+        app = create_app(store, settings, _status_fn(status))
         try:
             server = make_server(settings.dash_host, settings.dash_port, app.server, threaded=True)
         except OSError as exc:

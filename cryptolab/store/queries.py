@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,3 +135,64 @@ def newest_trade_time(store: Store) -> datetime | None:
         return None
     value = rows[0][0]
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# -- dashboard read functions -------------------------------------------------------------------
+def candle_bounds(store: Store, symbol: str) -> tuple[datetime, datetime] | None:
+    """``(first, newest)`` window_start of ``symbol``'s 10 s candles, or None without candles."""
+    rows = store.query_rows(
+        f"SELECT min(window_start), max(window_start), count() "  # noqa: S608 - identifiers only
+        f"FROM {store.table(CANDLES_10S)} WHERE symbol = {{symbol:String}}",
+        {"symbol": symbol},
+    )
+    if not rows or not rows[0][2]:
+        return None
+    return _as_utc(rows[0][0], _MIN_TIME), _as_utc(rows[0][1], _MIN_TIME)
+
+
+@dataclass(frozen=True)
+class Ticker:
+    """The headline numbers of one symbol, measured from its newest 10 s candle.
+
+    ``change_pct`` compares the last price with the close 24 h before the newest candle, or with
+    the first open when the store holds less than 24 h (``change_since`` says which time).
+    ``trades_per_s`` averages the last complete minute.
+    """
+
+    symbol: str
+    last: float
+    newest: datetime
+    change_pct: float | None
+    change_since: datetime
+    trades_per_s: float
+
+
+def ticker(store: Store, symbol: str) -> Ticker | None:
+    """Last price, 24 h change and trades/s of ``symbol``, or None when it has no candles."""
+    sql = (
+        f"WITH (SELECT max(window_start) FROM {store.table(CANDLES_10S)} "  # noqa: S608
+        f"WHERE symbol = {{symbol:String}}) AS newest "
+        "SELECT argMax(close, window_start), newest, "
+        "argMaxIf(close, window_start, window_start <= newest - INTERVAL 1 DAY), "
+        "maxIf(window_start, window_start <= newest - INTERVAL 1 DAY), "
+        "countIf(window_start <= newest - INTERVAL 1 DAY), "
+        "argMin(open, window_start), min(window_start), "
+        "sumIf(trades, window_start >= newest - INTERVAL 60 SECOND AND window_start < newest), "
+        "count() "
+        f"FROM {store.table(CANDLES_10S)} FINAL "
+        "WHERE symbol = {symbol:String} AND window_start >= newest - INTERVAL 25 HOUR"
+    )
+    rows = store.query_rows(sql, {"symbol": symbol})
+    if not rows or not rows[0][-1]:
+        return None
+    last, newest, ref_close, ref_time, has_ref, first_open, first_time, minute_trades, _ = rows[0]
+    reference, since = (ref_close, ref_time) if has_ref else (first_open, first_time)
+    change = (float(last) / float(reference) - 1.0) * 100.0 if reference else None
+    return Ticker(
+        symbol=symbol,
+        last=float(last),
+        newest=_as_utc(newest, _MIN_TIME),
+        change_pct=change,
+        change_since=_as_utc(since, _MIN_TIME),
+        trades_per_s=float(minute_trades) / 60.0,
+    )

@@ -1,0 +1,85 @@
+"""Talk to a Dash app the way its browser page does: POST /_dash-update-component.
+
+Also applies a Dash ``Patch`` (as sent over the wire) to a figure, like dash-renderer does, so a
+test can check that live patches build exactly the figure a full redraw would.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+CHART_OUTPUTS = [("chart", "figure"), ("view", "data"), ("chart-stats", "children")]
+CHART_INPUTS = ["tick", "symbol", "interval", "range", "custom-start", "custom-end", "paused"]
+INPUT_PROPS = {
+    "tick": "n_intervals",
+    "symbol": "value",
+    "interval": "value",
+    "range": "value",
+    "custom-start": "value",
+    "custom-end": "value",
+    "paused": "data",
+}
+
+
+def chart_request(
+    symbol: Any,
+    interval: str = "10s",
+    range_key: str = "15m",
+    start: str | None = None,
+    end: str | None = None,
+    paused: bool = False,
+    state: Any = None,
+    changed: str = "symbol",
+) -> dict[str, Any]:
+    values = {
+        "tick": 1,
+        "symbol": symbol,
+        "interval": interval,
+        "range": range_key,
+        "custom-start": start,
+        "custom-end": end,
+        "paused": paused,
+    }
+    return {
+        "output": ".." + "...".join(f"{c}.{p}" for c, p in CHART_OUTPUTS) + "..",
+        "outputs": [{"id": c, "property": p} for c, p in CHART_OUTPUTS],
+        "inputs": [
+            {"id": name, "property": INPUT_PROPS[name], "value": values[name]}
+            for name in CHART_INPUTS
+        ],
+        "state": [{"id": "view", "property": "data", "value": state}],
+        "changedPropIds": [f"{changed}.{INPUT_PROPS[changed]}"],
+    }
+
+
+def post(client: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any], int]:
+    """(status code, decoded response, response bytes) through a Flask test client."""
+    response = client.post("/_dash-update-component", json=body)
+    raw = response.get_data()
+    return response.status_code, (orjson.loads(raw) if raw else {}), len(raw)
+
+
+def apply_patch(figure: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Apply the operations of a serialised ``dash.Patch`` to a copy of ``figure``."""
+    assert patch.get("__dash_patch_update") == "__dash_patch_update", "not a Patch"
+    result = copy.deepcopy(figure)
+    for op in patch["operations"]:
+        *path, last = op["location"]
+        target: Any = result
+        for key in path:
+            target = target[key]
+        name, value = op["operation"], op["params"].get("value")
+        if name == "Assign":
+            target[last] = value
+        elif name == "Delete":
+            del target[last]
+        elif name == "Extend":
+            target[last].extend(value)
+        elif name == "Append":
+            target[last].append(value)
+        else:
+            raise AssertionError(f"unexpected patch operation {name}")
+    return result
