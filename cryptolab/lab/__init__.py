@@ -9,17 +9,30 @@ Analysis helpers live in :mod:`cryptolab.lab.metrics`, :mod:`cryptolab.lab.table
 :mod:`cryptolab.lab.figures`; the store's read functions in :mod:`cryptolab.store`.
 """
 
-from cryptolab.lab.data import MarketData, open_market_data, sample_market
-from cryptolab.lab.pipeline import pipeline_summary, show_dashboard, start_pipeline, stop_pipeline
+from cryptolab.lab.data import MarketData, open_market_data, parse_time, period, sample_market
+from cryptolab.lab.pipeline import (
+    feed_counters,
+    pipeline_summary,
+    run_pipeline,
+    show_dashboard,
+    start_pipeline,
+    stop_pipeline,
+    timings,
+)
 from cryptolab.lab.setup import setup
 
 __all__ = [
     "MarketData",
+    "feed_counters",
     "open_market_data",
+    "parse_time",
+    "period",
     "pipeline_summary",
+    "run_pipeline",
     "sample_market",
     "setup",
     "show_dashboard",
     "start_pipeline",
     "stop_pipeline",
+    "timings",
 ]

@@ -11,11 +11,13 @@ import itertools
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from cryptolab.errors import TapeError
+from cryptolab.errors import ConfigError, CryptolabError, TapeError
 from cryptolab.settings import Settings, load_settings
 from cryptolab.store import Store, open_store
 from cryptolab.store.load import LoadReport, load_tape
@@ -62,9 +64,69 @@ class MarketData:
     loaded: LoadReport | None  # set when a tape was loaded
 
     def describe(self) -> str:
+        """Where the data came from, in detail."""
         if self.loaded is not None:
             return self.loaded.describe()
-        return f"store {self.settings.store_url} (database {self.store.database})"
+        return f"store {_safe_url(self.settings.store_url)} (database {self.store.database})"
+
+    def label(self) -> str:
+        """Where the data came from, in a few words."""
+        if self.loaded is not None:
+            return f"tape {self.loaded.tape}, loaded in batch"
+        return f"the pipeline's store, {_safe_url(self.settings.store_url)}"
+
+    def require_trades(
+        self, symbol: str, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, Any]:
+        """The period's summary (:func:`cryptolab.store.market.summary`); fails with what to do
+        when the period has no trades of ``symbol``."""
+        from cryptolab.store import market
+
+        stats = market.summary(self.store, symbol, start, end)
+        if not stats:
+            have = ", ".join(market.symbols_with_trades(self.store)) or "none"
+            raise CryptolabError(
+                f"no {symbol} trades between {start or 'the beginning'} and {end or 'now'} in "
+                f"{self.describe()} (symbols with trades: {have}): pick another period or "
+                "symbol, run the pipeline first (`cryptolab up`), or load a tape ('sample')"
+            )
+        return stats
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    """An ISO 8601 time (``2026-11-01T00:00:00Z``) as an aware UTC datetime; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"not an ISO 8601 time: {value!r} (e.g. 2026-11-01T00:00:00Z)"
+            ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def period(
+    start: str | datetime | None, end: str | datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``(start, end)`` parsed with :func:`parse_time`; start must come before end."""
+    first, last = parse_time(start), parse_time(end)
+    if first is not None and last is not None and first >= last:
+        raise ConfigError(f"start {first.isoformat()} must be before end {last.isoformat()}")
+    return first, last
 
 
 def open_market_data(

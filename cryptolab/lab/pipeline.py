@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,7 +199,8 @@ def pipeline_summary(stack: Stack) -> pd.DataFrame:
         }
     )
     totals = frame.drop(columns="symbol").sum().to_dict()
-    return pd.concat([frame, pd.DataFrame([{"symbol": "total", **totals}])], ignore_index=True)
+    frame = pd.concat([frame, pd.DataFrame([{"symbol": "total", **totals}])], ignore_index=True)
+    return frame.set_index("symbol")
 
 
 def feed_counters(stack: Stack) -> dict[str, int]:
@@ -209,18 +211,29 @@ def feed_counters(stack: Stack) -> dict[str, int]:
     return {"frames": stats.frames, "trades": stats.trades, "dlq": stats.dlq}
 
 
+def run_pipeline(stack: Stack, duration: float | None = None) -> None:
+    """Run for ``duration`` seconds, or (a replay, ``duration`` None) until every trade of the
+    tape is in the store; either way the stack drains, so the candles are final."""
+    if duration is None and not stack.source.finite:
+        raise ConfigError("a live feed never drains: pass a duration in seconds")
+    stack.run(seconds=duration, until_drained=duration is None)
+
+
 def timings(stack: Stack) -> dict[str, Any]:
-    """Volatile facts of the run: when it started, first candle latency, data freshness."""
+    """Volatile facts of the run: how long it has been up, the newest trade, its freshness
+    (live feeds only: a replay's trades are as old as the tape), watermark drops, and the
+    windows the reconciliation corrected (how many depends on micro-batch timing)."""
     from cryptolab.store import queries
     from cryptolab.store.quality import dropped_by_watermark
 
     assert stack.store is not None, "start the pipeline first"
     newest = queries.newest_trade_time(stack.store)
     now = datetime.now(UTC)
+    fresh = (now - newest).total_seconds() if newest and not stack.source.finite else None
     return {
-        "first candle queryable after (s)": stack.first_candle_after,
+        "up for (s)": round(time.time() - stack.status.started_at, 1),
         "newest trade": newest.isoformat() if newest else None,
-        "freshness (s, now - newest trade)": (now - newest).total_seconds() if newest else None,
+        "freshness (s)": None if fresh is None else round(fresh, 1),
         "late rows dropped by the watermark": dropped_by_watermark(stack.store),
         "windows corrected by reconcile": sum(len(r.changed) for r in stack.reconcile_reports),
     }

@@ -3,7 +3,7 @@ checks, formatted as text (exact prices, thousands separators, UTC times)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -57,7 +57,7 @@ def summary_table(stats: dict[str, Any], candles: pd.DataFrame, interval: str) -
         "change": percent((closed / opened - 1) * 100),
         "range (high - low) / open": percent(
             (float(stats["high"]) - float(stats["low"])) / opened * 100
-        ),
+        ).lstrip("+"),
         "VWAP": approx_price(float(stats["vwap"])),
         "volume (base)": number(stats["volume"], 5),
         "quote volume": number(stats["quote_volume"], 2),
@@ -81,7 +81,7 @@ def moves_table(candles: pd.DataFrame, top: int = 5) -> pd.DataFrame:
             "range": [percent(v).lstrip("+") for v in moves["range_pct"]],
             "trades": [f"{int(v):,}" for v in moves["trades"]],
         }
-    )
+    ).set_index("window (UTC)")
 
 
 def busiest_table(busiest: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +98,7 @@ def busiest_table(busiest: pd.DataFrame) -> pd.DataFrame:
                 for b, v in zip(busiest["buy_volume"].astype(float), volume, strict=True)
             ],
         }
-    )
+    ).set_index("minute (UTC)")
 
 
 def quality_table(
@@ -143,7 +143,9 @@ def quality_table(
     return pd.DataFrame(rows, columns=["check", "value", "note"]).set_index("check")
 
 
-def gaps_table(store: Store, symbol: str, start: datetime | None, end: datetime | None) -> Any:
+def gaps_table(
+    store: Store, symbol: str, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
     """One row per trade-id gap: the ids and times around it."""
     gaps = quality.trade_id_gaps(store, symbol, start, end)
     return pd.DataFrame(
@@ -154,9 +156,31 @@ def gaps_table(store: Store, symbol: str, start: datetime | None, end: datetime 
             "from (UTC)": [when(t) for t in gaps["after_time"]],
             "to (UTC)": [when(t) for t in gaps["before_time"]],
         }
-    )
+    ).set_index("after id")
 
 
 def rejected_table(store: Store, start: datetime | None, end: datetime | None) -> pd.DataFrame:
     """Rejected records by source and reason."""
-    return quality.quarantined(store, start, end).rename(columns={"topic": "source"})
+    frame = quality.quarantined(store, start, end).rename(columns={"topic": "source"})
+    return frame.set_index("source")
+
+
+def report_header(
+    symbol: str, start: datetime | None, end: datetime | None, interval: str, source: str
+) -> str:
+    """The report's title block (Markdown)."""
+    first = f"{start:%Y-%m-%d %H:%M} UTC" if start else "the first trade"
+    last = f"{end:%Y-%m-%d %H:%M} UTC" if end else "the last trade"
+    return (
+        f"# {symbol} market report\n\n"
+        f"**Period** {first} to {last} &nbsp;·&nbsp; **candles** {interval} &nbsp;·&nbsp; "
+        f"**data** {source}"
+    )
+
+
+def report_footer() -> str:
+    """When and by what the report was generated (Markdown)."""
+    from cryptolab import __version__
+
+    now = datetime.now(UTC)
+    return f"*Generated at {now:%Y-%m-%d %H:%M:%S} UTC by cryptolab {__version__}.*"
