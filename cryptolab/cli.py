@@ -126,7 +126,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         "tape": str(args.tape) if args.tape else None,
         "data_dir": str(settings.data_dir.resolve()),
     }
-    print(f"running {args.notebook} with papermill ...", flush=True)
     files = render_report(
         args.notebook,
         parameters,
