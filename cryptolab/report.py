@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from cryptolab.errors import CryptolabError
 
 log = logging.getLogger(__name__)
@@ -87,6 +85,17 @@ def report_stem(notebook: Path, parameters: Mapping[str, Any], naming: Sequence[
     return "_".join(parts)
 
 
+def _require_notebook_tools() -> None:
+    try:
+        import nbconvert  # noqa: F401
+        import papermill  # noqa: F401
+    except ImportError as exc:
+        raise ReportError(
+            f"{exc.name} is not installed: install the notebooks extra, "
+            "pip install -e '.[notebooks]' (make bootstrap does)"
+        ) from exc
+
+
 def execute(
     notebook: Path,
     output: Path,
@@ -96,6 +105,7 @@ def execute(
     kernel_name: str | None = None,
 ) -> None:
     """Run ``notebook`` with ``parameters`` into ``output`` (never onto itself)."""
+    _require_notebook_tools()
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillExecutionError
@@ -147,6 +157,8 @@ def _plotly_to_html(nb: Any) -> None:
 
 def to_html(executed: Path, html: Path, title: str | None = None) -> None:
     """Export an executed notebook as one self-contained HTML page, code hidden."""
+    _require_notebook_tools()
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
