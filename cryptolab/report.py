@@ -33,8 +33,9 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block extra_css %}
 <style type="text/css">
   body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 24px 32px; }
-  .jp-RenderedHTMLCommon table { font-size: 13px; }
-  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 3px 10px; }
+  body.jp-Notebook .jp-RenderedHTMLCommon table { font-size: 13px; }
+  body.jp-Notebook .jp-RenderedHTMLCommon td,
+  body.jp-Notebook .jp-RenderedHTMLCommon th { padding: 3px 10px; text-align: left; }
 </style>
 {% endblock extra_css %}
 """

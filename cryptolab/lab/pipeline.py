@@ -200,7 +200,9 @@ def pipeline_summary(stack: Stack) -> pd.DataFrame:
     )
     totals = frame.drop(columns="symbol").sum().to_dict()
     frame = pd.concat([frame, pd.DataFrame([{"symbol": "total", **totals}])], ignore_index=True)
-    return frame.set_index("symbol")
+    frame = frame.set_index("symbol")
+    frame.index.name, frame.columns.name = None, "symbol"
+    return frame
 
 
 def feed_counters(stack: Stack) -> dict[str, int]:

@@ -23,7 +23,7 @@ def setup(log_level: str | None = "WARNING") -> None:
     pio.templates.default = "plotly_white"
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.width", 140)
-    pd.set_option("display.max_colwidth", 80)
+    pd.set_option("display.max_colwidth", 160)
     if log_level is not None:
         logger = logging.getLogger("cryptolab")
         logger.setLevel(log_level.upper())

@@ -41,6 +41,14 @@ def percent(value: float, places: int = 3) -> str:
     return f"{value:+.{places}f} %"
 
 
+def keyed_by(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` as the row labels, its name shown in the header row (one header line)."""
+    frame = frame.set_index(column)
+    frame.index.name = None
+    frame.columns.name = column
+    return frame
+
+
 def summary_table(stats: dict[str, Any], candles: pd.DataFrame, interval: str) -> pd.DataFrame:
     """The period at a glance (from :func:`cryptolab.store.market.summary` and the candles)."""
     if not stats:
@@ -66,7 +74,7 @@ def summary_table(stats: dict[str, Any], candles: pd.DataFrame, interval: str) -
         "average trade (quote)": number(float(stats["quote_volume"]) / int(stats["trades"]), 2),
         f"{interval} candles with trades": f"{len(candles):,}",
     }
-    return pd.DataFrame({"value": list(rows.values())}, index=pd.Index(list(rows), name=""))
+    return pd.DataFrame({"value": list(rows.values())}, index=list(rows))
 
 
 def moves_table(candles: pd.DataFrame, top: int = 5) -> pd.DataFrame:
@@ -81,7 +89,7 @@ def moves_table(candles: pd.DataFrame, top: int = 5) -> pd.DataFrame:
             "range": [percent(v).lstrip("+") for v in moves["range_pct"]],
             "trades": [f"{int(v):,}" for v in moves["trades"]],
         }
-    ).set_index("window (UTC)")
+    ).pipe(keyed_by, "window (UTC)")
 
 
 def busiest_table(busiest: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +106,7 @@ def busiest_table(busiest: pd.DataFrame) -> pd.DataFrame:
                 for b, v in zip(busiest["buy_volume"].astype(float), volume, strict=True)
             ],
         }
-    ).set_index("minute (UTC)")
+    ).pipe(keyed_by, "minute (UTC)")
 
 
 def quality_table(
@@ -140,7 +148,7 @@ def quality_table(
         ("dead-letter topic (DLQ)", NOT_AVAILABLE, "a Kafka topic; its counts are not stored"),
         ("gaps backfilled", NOT_AVAILABLE, "no backfill counters are stored"),
     ]
-    return pd.DataFrame(rows, columns=["check", "value", "note"]).set_index("check")
+    return pd.DataFrame(rows, columns=["check", "value", "note"]).pipe(keyed_by, "check")
 
 
 def gaps_table(
@@ -156,13 +164,13 @@ def gaps_table(
             "from (UTC)": [when(t) for t in gaps["after_time"]],
             "to (UTC)": [when(t) for t in gaps["before_time"]],
         }
-    ).set_index("after id")
+    ).pipe(keyed_by, "after id")
 
 
 def rejected_table(store: Store, start: datetime | None, end: datetime | None) -> pd.DataFrame:
     """Rejected records by source and reason."""
     frame = quality.quarantined(store, start, end).rename(columns={"topic": "source"})
-    return frame.set_index("source")
+    return keyed_by(frame, "source")
 
 
 def report_header(
