@@ -219,17 +219,22 @@ def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
 
 
 def test_nbval_fails_when_a_stored_value_differs(tmp_path: Path) -> None:
+    """The comparison is real: a changed number in a table, and a changed figure (Plotly JSON,
+    which nbval compares as data), each fail their cell."""
     nb = nbformat.read(NOTEBOOKS / "03_market_report.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if "summary_table" in c.source)
-    data = cell.outputs[0]["data"]
-    assert "10,180" in data["text/plain"]
-    data["text/plain"] = data["text/plain"].replace("10,180", "10,181")
-    data["text/html"] = data["text/html"].replace("10,180", "10,181")
+    table = next(c for c in nb.cells if "summary_table" in c.source).outputs[0]["data"]
+    assert "10,180" in table["text/plain"]
+    for mime in ("text/plain", "text/html"):
+        table[mime] = table[mime].replace("10,180", "10,181")
+    chart = next(c for c in nb.cells if "candles_with_volume" in c.source).outputs[0]["data"]
+    figure = chart["application/vnd.plotly.v1+json"]
+    assert figure["layout"]["title"]["text"] == "BTCUSDT: 1m candles, VWAP and taker volume"
+    figure["layout"]["title"]["text"] = "BTCUSDT: 5m candles, VWAP and taker volume"
     altered = tmp_path / "03_altered.ipynb"
     nbformat.write(nb, altered)
     done = nbval(altered)
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "1 failed" in done.stdout and "10,181" in done.stdout
+    assert "2 failed" in done.stdout and "10,181" in done.stdout, done.stdout[-3000:]
 
 
 # -- make lab -----------------------------------------------------------------------------------
