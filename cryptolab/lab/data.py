@@ -135,14 +135,19 @@ def open_market_data(
     """Open market data for analysis.
 
     ``tape``: ``"sample"`` (the bundled sample) or a tape file, loaded into a fresh database of
-    this kernel's scratch store (no Kafka, no Spark; seconds). ``None`` or ``""``: the store
+    this kernel's scratch chDB store (no Kafka, no Spark; seconds), never into a configured
+    ClickHouse server. ``None`` or ``""``: the store
     the pipeline writes, i.e. ``data_dir`` (default: ``CRYPTOLAB_DATA_DIR`` or ``./data``) or
     ``CRYPTOLAB_CLICKHOUSE_URL``. ``overrides`` are further settings.
     """
     if tape:
         path = resolve_tape(tape)
-        settings = load_settings(
-            data_dir=scratch_dir(), clickhouse_database=f"lab_{next(_databases)}", **overrides
+        scratch = scratch_dir()
+        settings = load_settings(  # always the scratch chDB, whatever store the env names
+            data_dir=scratch,
+            clickhouse_url=f"chdb://{scratch / 'clickhouse'}",
+            clickhouse_database=f"lab_{next(_databases)}",
+            **overrides,
         )
         store = open_store(settings)
         return MarketData(store, settings, load_tape(store, path))

@@ -4,6 +4,9 @@ independent pandas computation over the sample tape (tests/reference.py)."""
 import gzip
 import itertools
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -151,3 +154,22 @@ def test_quality_counters_find_what_the_tape_holds(
     rejected = quality.quarantined(store)
     assert set(rejected.topic) == {"tape:sample_market.jsonl.gz"}
     assert any("must be positive" in r for r in rejected.reason)
+
+
+def test_a_tape_is_never_loaded_into_the_configured_server_store(tmp_path: Path) -> None:
+    """In the compose `jupyter` container CRYPTOLAB_CLICKHOUSE_URL names the real server: a
+    notebook's sample must still go to its own scratch store (separate process: one chDB
+    path per process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
+    env["CRYPTOLAB_CLICKHOUSE_URL"] = "http://nobody@127.0.0.1:9/crypto"
+    code = (
+        "from cryptolab import lab; d = lab.open_market_data('sample'); "
+        "print(d.settings.store_url, d.loaded.trades)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    url, trades = done.stdout.split()
+    assert url.startswith("chdb:///") and trades == "20596"
