@@ -258,6 +258,9 @@ def imbalance(flow: pd.DataFrame, symbol: str, interval: str) -> go.Figure:
         ),
         secondary_y=True,
     )
-    fig.update_yaxes(title_text="imbalance", range=[-1, 1], secondary_y=False)
-    fig.update_yaxes(title_text="return %", secondary_y=True, showgrid=False)
+    # both axes symmetric around zero, so the zero lines coincide and signs compare at a glance
+    reach = max(float(np.abs(values).max()), 1e-9) * 1.15
+    moves = max(float(np.abs(flow["return_pct"].astype(float)).max()), 1e-9) * 1.15
+    fig.update_yaxes(title_text="imbalance", range=[-reach, reach], secondary_y=False)
+    fig.update_yaxes(title_text="return %", range=[-moves, moves], secondary_y=True, showgrid=False)
     return _layout(fig, f"{symbol}: taker buy/sell imbalance per {interval}")
