@@ -11,9 +11,11 @@ import atexit
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,8 +35,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_running: dict[int, tuple[Stack, list[tuple[str, int]]]] = {}
-"""Stacks this kernel started and not yet stopped, with their inline dashboards (host, port)."""
+
+@dataclass
+class _Run:
+    stack: Stack
+    dashboards: list[tuple[str, int]] = field(default_factory=list)  # (host, port)
+    scratch: Path | None = None  # a data directory of our own, removed once stopped
+
+
+_running: dict[int, _Run] = {}
+"""Stacks this kernel started and has not stopped yet."""
 
 
 def _speed(speed: float | str | None) -> float | None:
@@ -104,31 +114,36 @@ def start_pipeline(
     factor or ``"max"``) or ``"live"`` (Binance; if unreachable, the looping sample tape, said
     loudly). ``symbols``: the live feed's symbols; for a replay, the symbols kept from the tape
     (None = all). ``data_dir``: where the broker log, store and checkpoints live; None = a fresh
-    scratch directory (removed at exit), so every run starts empty.
+    scratch directory (removed when the pipeline stops), so every run starts empty.
     """
     from cryptolab.feeds.source import live_source, replay_source
     from cryptolab.stack import Stack
 
     if source not in ("replay", "live"):
         raise ConfigError(f"source must be 'replay' or 'live', got {source!r}")
-    directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="cryptolab-run-"))
-    settings = load_settings(data_dir=directory, symbols=symbols or None, **overrides)
-    if source == "replay":
-        if not tape:
-            raise ConfigError("a replay needs a tape: 'sample' or a .jsonl(.gz) file")
-        feed = replay_source(resolve_tape(tape), _speed(speed))
-        if symbols:
-            feed = _only(feed, settings.symbols)
-    else:
-        feed = live_source(settings)
+    if source == "replay" and not tape:
+        raise ConfigError("a replay needs a tape: 'sample' or a .jsonl(.gz) file")
+    path = resolve_tape(tape) if source == "replay" and tape else None
+    scratch = None if data_dir else Path(tempfile.mkdtemp(prefix="cryptolab-run-"))
+    try:
+        settings = load_settings(data_dir=data_dir or scratch, symbols=symbols or None, **overrides)
+        if path is not None:
+            feed = replay_source(path, _speed(speed))
+            feed = _only(feed, settings.symbols) if symbols else feed
+        else:
+            feed = live_source(settings)
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     stack = Stack(settings, feed)
+    _running[id(stack)] = _Run(stack, scratch=scratch)
     try:
         with _console_to(settings.data_dir / "jvm-console.log"):
             stack.start(dash=False)
     except BaseException:
-        stack.stop()
+        stop_pipeline(stack)
         raise
-    _running[id(stack)] = (stack, [])
     return stack
 
 
@@ -150,7 +165,7 @@ def show_dashboard(stack: Stack, port: int | None = None, height: int = 650) -> 
         port = settings.dash_port if not port_in_use(settings.dash_port) else free_port()
     app = create_app(stack.store, settings, state)
     app.run(jupyter_mode="inline", jupyter_height=height, host=settings.dash_host, port=port)
-    _running.setdefault(id(stack), (stack, []))[1].append((settings.dash_host, port))
+    _running.setdefault(id(stack), _Run(stack)).dashboards.append((settings.dash_host, port))
     return app
 
 
@@ -164,17 +179,22 @@ def _stop_dashboards(servers: list[tuple[str, int]]) -> None:
 
 
 def stop_pipeline(stack: Stack) -> None:
-    """Stop the dashboards shown for ``stack``, then the pipeline (feed, Spark, store, broker)."""
-    _, servers = _running.pop(id(stack), (stack, []))
-    _stop_dashboards(servers)
-    stack.stop()
+    """Stop the dashboards shown for ``stack``, then the pipeline (feed, Spark, store, broker);
+    a scratch data directory goes too."""
+    run = _running.pop(id(stack), _Run(stack))
+    _stop_dashboards(run.dashboards)
+    try:
+        stack.stop()
+    finally:
+        if run.scratch is not None:
+            shutil.rmtree(run.scratch, ignore_errors=True)
 
 
 @atexit.register
 def _stop_all() -> None:
-    for stack, _ in list(_running.values()):
+    for run in list(_running.values()):
         with contextlib.suppress(Exception):
-            stop_pipeline(stack)
+            stop_pipeline(run.stack)
 
 
 def pipeline_summary(stack: Stack) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -213,9 +214,12 @@ def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
             code_cells += 1
             if "parameters" not in cell.metadata.get("tags", []):
                 assert cell.outputs, f"{path.name}: a cell without stored output proves nothing"
+    scratch_before = set(Path(tempfile.gettempdir()).glob("cryptolab-run-*"))
     done = nbval(*notebooks)
     assert done.returncode == 0, done.stdout[-6000:]
     assert f"{code_cells} passed" in done.stdout, done.stdout[-2000:]
+    leftover = set(Path(tempfile.gettempdir()).glob("cryptolab-run-*")) - scratch_before
+    assert not leftover, "01's scratch data directory is removed when the pipeline stops"
 
 
 def test_nbval_fails_when_a_stored_value_differs(tmp_path: Path) -> None:

@@ -7,13 +7,16 @@ import itertools
 import math
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from cryptolab import lab
 from cryptolab.errors import ConfigError, TapeError
 from cryptolab.lab import figures, metrics, tables
 from cryptolab.lab.data import _safe_url, period, resolve_tape, sample_market
@@ -138,3 +141,23 @@ def test_report_finds_notebooks_by_name_and_never_runs_one_in_place(tmp_path: Pa
     with pytest.raises(ReportError, match="in place"):
         execute(notebook, notebook, {})
     assert notebook.read_bytes() == before
+
+
+def _scratch_runs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("cryptolab-run-*"))
+
+
+def test_start_pipeline_rejects_bad_arguments_before_starting_anything(tmp_path: Path) -> None:
+    before = _scratch_runs()
+    with pytest.raises(ConfigError, match="source must be 'replay' or 'live'"):
+        lab.start_pipeline("kafka")
+    with pytest.raises(ConfigError, match="a replay needs a tape"):
+        lab.start_pipeline("replay", tape=None)
+    with pytest.raises(TapeError, match="tape not found"):
+        lab.start_pipeline("replay", tape=tmp_path / "nope.jsonl")
+    with pytest.raises(ConfigError, match="speed must be positive"):
+        lab.start_pipeline("replay", "sample", speed=-1)
+    assert _scratch_runs() == before, "no scratch directory left behind"
+    endless = SimpleNamespace(source=SimpleNamespace(finite=False))
+    with pytest.raises(ConfigError, match="live feed never drains"):
+        lab.run_pipeline(endless, None)  # type: ignore[arg-type]
