@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -68,8 +69,6 @@ def _symbol_of(frame: str) -> str | None:
 def _only(source: Source, symbols: tuple[str, ...]) -> Source:
     """The replay restricted to ``symbols``; frames without a readable symbol still pass (so
     bad frames still reach the dead-letter topic)."""
-    from cryptolab.feeds.source import Source
-
     wanted = set(symbols)
 
     def frames(stop: Any) -> Iterator[str]:
@@ -78,7 +77,8 @@ def _only(source: Source, symbols: tuple[str, ...]) -> Source:
             if symbol is None or symbol in wanted:
                 yield frame
 
-    return Source(source.kind, f"{source.description} ({','.join(symbols)})", frames, source.finite)
+    description = f"{source.description} ({','.join(symbols)})"
+    return dataclasses.replace(source, description=description, frames=frames)
 
 
 @contextlib.contextmanager
