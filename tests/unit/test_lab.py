@@ -161,3 +161,23 @@ def test_start_pipeline_rejects_bad_arguments_before_starting_anything(tmp_path:
     endless = SimpleNamespace(source=SimpleNamespace(finite=False))
     with pytest.raises(ConfigError, match="live feed never drains"):
         lab.run_pipeline(endless, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("notebook", "parameters"),
+    [
+        ("01_live_pipeline", ["source", "tape", "symbols", "duration", "speed", "data_dir",
+                              "dash_port"]),
+        ("02_explore_trades", ["tape", "data_dir", "symbol", "start", "end", "interval",
+                               "profile_bins"]),
+        ("03_market_report", ["symbol", "start", "end", "interval", "tape", "data_dir", "top"]),
+    ],
+)  # fmt: skip
+def test_papermill_sees_every_parameter_of_the_notebooks(
+    notebook: str, parameters: list[str]
+) -> None:
+    import papermill
+
+    inferred = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"))
+    assert list(inferred) == parameters
+    assert all(p["help"] for p in inferred.values()), "each parameter says what it is"
