@@ -51,7 +51,10 @@ _running: dict[int, _Run] = {}
 def _speed(speed: float | str | None) -> float | None:
     if speed is None or speed == "max":
         return None
-    value = float(speed)
+    try:
+        value = float(speed)
+    except ValueError:
+        raise ConfigError(f"speed must be a number or 'max', got {speed!r}") from None
     if value <= 0:
         raise ConfigError(f"speed must be positive or 'max', got {speed!r}")
     return value

@@ -157,6 +157,8 @@ def test_start_pipeline_rejects_bad_arguments_before_starting_anything(tmp_path:
         lab.start_pipeline("replay", tape=tmp_path / "nope.jsonl")
     with pytest.raises(ConfigError, match="speed must be positive"):
         lab.start_pipeline("replay", "sample", speed=-1)
+    with pytest.raises(ConfigError, match="speed must be a number or 'max'"):
+        lab.start_pipeline("replay", "sample", speed="fast")
     assert _scratch_runs() == before, "no scratch directory left behind"
     endless = SimpleNamespace(source=SimpleNamespace(finite=False))
     with pytest.raises(ConfigError, match="live feed never drains"):
