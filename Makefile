@@ -22,6 +22,13 @@ lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff format --check cryptolab tests
 	$(VENV)/mypy
 
+lab: bootstrap ## register the `cryptolab` Jupyter kernel and start JupyterLab on notebooks/
+	$(VENV)/python -m ipykernel install --user --name cryptolab --display-name "Python (cryptolab)"
+	$(VENV)/jupyter lab --notebook-dir=notebooks $(ARGS)
+
+notebooks: bootstrap ## re-execute notebooks/*.ipynb (papermill) to refresh their committed outputs
+	$(VENV)/python scripts/refresh_notebooks.py $(ARGS)
+
 kafka-start: bootstrap ## start the local Kafka broker in the background
 	$(VENV)/cryptolab kafka start
 
@@ -31,4 +38,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test bench lint kafka-start kafka-stop clean-data
+.PHONY: help bootstrap run test bench lint lab notebooks kafka-start kafka-stop clean-data

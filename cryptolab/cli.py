@@ -161,6 +161,33 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from cryptolab.report import render_report
+
+    settings = _settings(args)
+    start, end = (t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (args.start, args.end))
+    if start >= end:
+        raise CryptolabError("--start must be before --end")
+    parameters = {
+        "symbol": args.symbol.upper(),
+        "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "end": end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "interval": args.interval,
+        "tape": str(args.tape) if args.tape else None,
+        "data_dir": str(settings.data_dir.resolve()),
+    }
+    files = render_report(
+        args.notebook,
+        parameters,
+        args.out,
+        naming=("symbol", "start", "end", "interval"),
+        cwd=Path.cwd(),
+        progress=sys.stderr.isatty(),
+    )
+    print(f"notebook: {files.notebook}\nhtml:     {files.html}  ({files.seconds:.1f} s)")
+    return 0
+
+
 def cmd_kafka(args: argparse.Namespace) -> int:
     from cryptolab.bus.broker import LocalBroker
 
@@ -352,6 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--since", type=_iso, help="first window (default: all)")
     rec.add_argument("--until", type=_iso, help="end of the range (default: now and later)")
     rec.set_defaults(func=cmd_reconcile)
+
+    rep = sub.add_parser(
+        "report", help="run a notebook headless (papermill) into an executed notebook + HTML"
+    )
+    rep.add_argument("--notebook", default="03_market_report", help="name in notebooks/ or path")
+    rep.add_argument("--symbol", required=True)
+    rep.add_argument("--start", type=_iso, required=True, help="ISO 8601, e.g. 2026-11-01T00:00Z")
+    rep.add_argument("--end", type=_iso, required=True)
+    rep.add_argument("--interval", default="1m", choices=("10s", "1m", "5m", "15m", "1h", "1d"))
+    rep.add_argument(
+        "--tape", help="report on this tape ('sample' = the bundled one) instead of the store"
+    )
+    rep.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
+    rep.set_defaults(func=cmd_report)
 
     kafka = sub.add_parser("kafka", help="manage the local Kafka broker")
     kafka.add_argument("action", choices=("start", "stop", "status"))

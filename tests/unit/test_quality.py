@@ -14,8 +14,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "cryptolab", "tests", "benchmarks"],
-        ["ruff", "format", "--check", "cryptolab", "tests", "benchmarks"],
+        ["ruff", "check", "cryptolab", "tests", "benchmarks", "scripts"],
+        ["ruff", "format", "--check", "cryptolab", "tests", "benchmarks", "scripts"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
