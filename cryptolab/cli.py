@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,15 @@ def _withhold(text: str) -> Any:
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
+
+
+def _until_interrupted() -> None:
+    """Block until Ctrl-C."""
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -247,7 +257,6 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import time
 
     from cryptolab.feeds.server import Faults, ReplayServer
 
@@ -274,10 +283,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"CRYPTOLAB_BINANCE_WS_URL={server.ws_url}", flush=True)
     print(f"CRYPTOLAB_BINANCE_REST_URL={server.rest_url}", flush=True)
     try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        _until_interrupted()
     finally:
         server.stop()
         log.info("server stats %s", server.stats)
@@ -303,7 +309,6 @@ def cmd_jars(args: argparse.Namespace) -> int:
 
 
 def cmd_dash(args: argparse.Namespace) -> int:
-    import time
 
     from cryptolab.dashboard.server import DashServer
     from cryptolab.store import open_store
@@ -313,10 +318,7 @@ def cmd_dash(args: argparse.Namespace) -> int:
     server = DashServer.start(store, settings)
     print(f"dashboard: {server.url}", flush=True)
     try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        _until_interrupted()
     finally:
         server.stop()
         store.close()
