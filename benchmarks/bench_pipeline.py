@@ -61,7 +61,7 @@ def freshness_run(bootstrap: str, seconds: float, **overrides: Any) -> list[floa
     """Latency (s) from each trade's trade_time until a candle including it is queryable."""
     sent: list[dict[str, Any]] = []
     latencies: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         stack = Stack(_settings(tmp, bootstrap, **overrides), _live_source(seconds, 1.0, sent))
         stack.start(dash=False)
         seen: dict[tuple[str, int], int] = {}
@@ -123,7 +123,7 @@ def freshness(bootstrap: str, seconds: float = 60) -> Result:
 
 def drain_rate(bootstrap: str, trades: int, **overrides: Any) -> float:
     """Trades/s the streaming job processes from a backlog already in Kafka."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         settings = _settings(tmp, bootstrap, **overrides)
         ensure_topics(settings, bootstrap)
         producer = TradeProducer(settings, bootstrap)
@@ -168,7 +168,7 @@ def peak_rss(bootstrap: str | None, seconds: float = 60) -> Result:
     sent: list[dict[str, Any]] = []
     peak = 0
     lag_samples: list[int] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         settings = load_settings(data_dir=Path(tmp), reconcile_every_seconds=0)
         stack = Stack(settings, _live_source(seconds * 10, 10.0, sent)).start(dash=True)
         me = psutil.Process()
@@ -212,7 +212,7 @@ def _rss(process: psutil.Process) -> int:
 
 
 def cold_start() -> Result:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         started = time.perf_counter()
         done = subprocess.run(
             [

@@ -116,7 +116,7 @@ def _timed(fn: object, runs: int = 30) -> list[float]:
 
 def candle_queries() -> Result:
     rng = np.random.default_rng(7)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         store = open_store(load_settings(data_dir=Path(tmp)))
         candles = load_candles(store, rng)
         trades = load_raw_day(store, rng)

@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/reconcile.md"))
     args = parser.parse_args()
     rng = np.random.default_rng(1)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         store = open_store(load_settings(data_dir=Path(tmp)))
         loaded = 0
         started = time.perf_counter()
