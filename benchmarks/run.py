@@ -92,7 +92,13 @@ def write_reports(rows: list[dict[str, Any]], info: dict[str, str]) -> str:
             f"{_fmt(row['baseline'])} | {ratio} | {row['target']} | "
             f"{'yes' if row['passed'] else '**no**'} |"
         )
-    lines += ["", "## Notes per measure", ""]
+    lines += [
+        "",
+        "What limits the targets not met: [benchmarks/README.md](../benchmarks/README.md).",
+        "",
+        "## Notes per measure",
+        "",
+    ]
     for row in sorted(rows, key=lambda r: r["id"]):
         extra = ", ".join(f"{k} = {_fmt(v)}" for k, v in row.get("extra", {}).items())
         lines.append(
