@@ -10,12 +10,12 @@ from typing import Any
 import pandas as pd
 
 from cryptolab.store.client import Store
-from cryptolab.store.schema import TRADES
+from cryptolab.store.schema import OHLCV_FROM_TRADES, TRADE_ORDER, TRADES
 
 _TS = "DateTime64(3, 'UTC')"
 _MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
-_ORDER = "(trade_time, trade_id)"
+_ORDER = TRADE_ORDER
 _RANGE = (
     f"symbol = {{symbol:String}} AND trade_time >= {{start:{_TS}}} AND trade_time < {{end:{_TS}}}"
 )
@@ -66,14 +66,7 @@ def summary(
     the period has no trades."""
     sql = f"""
         SELECT min(trade_time) AS first_trade, max(trade_time) AS last_trade,
-               argMin(price, {_ORDER}) AS open, max(price) AS high, min(price) AS low,
-               argMax(price, {_ORDER}) AS close,
-               CAST(sum(qty) AS Decimal(38, 8)) AS volume,
-               CAST(sum(toDecimal128(price, 8) * toDecimal128(qty, 8)) AS Decimal(38, 16))
-                   AS quote_volume,
-               toFloat64(quote_volume) / toFloat64(volume) AS vwap,
-               count() AS trades,
-               CAST(sumIf(qty, NOT is_buyer_maker) AS Decimal(38, 8)) AS buy_volume
+               {OHLCV_FROM_TRADES}
         FROM {store.table(TRADES)} FINAL WHERE {_RANGE}
     """  # noqa: S608 - identifiers only; values are bound parameters
     frame = _frame(store, sql, _params(symbol, start, end))

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptolab.model import WINDOW_SECONDS
 from cryptolab.store.client import Store
-from cryptolab.store.schema import CANDLES_10S, TRADES
+from cryptolab.store.schema import CANDLES_10S, OHLCV_FROM_TRADES, TRADE_ORDER, TRADES
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,14 @@ class ReconcileReport:
 
 def _recomputed_sql(store: Store) -> str:
     """Candles from raw trades in [start, end), with the stored row (if any) beside them."""
-    order = "(trade_time, trade_id)"
+    order = TRADE_ORDER
     return f"""
     WITH fresh AS (
         SELECT symbol,
                CAST(toStartOfInterval(trade_time, INTERVAL {WINDOW_SECONDS} SECOND) AS {_TS})
                    AS window_start,
                window_start + INTERVAL {WINDOW_SECONDS} SECOND AS window_end,
-               argMin(price, {order}) AS open, max(price) AS high, min(price) AS low,
-               argMax(price, {order}) AS close,
-               CAST(sum(qty) AS Decimal(38, 8)) AS volume,
-               CAST(sum(toDecimal128(price, 8) * toDecimal128(qty, 8)) AS Decimal(38, 16))
-                   AS quote_volume,
-               toFloat64(quote_volume) / toFloat64(volume) AS vwap,
-               count() AS trades,
-               CAST(sumIf(qty, NOT is_buyer_maker) AS Decimal(38, 8)) AS buy_volume,
+               {OHLCV_FROM_TRADES},
                argMin(trade_id, {order}) AS first_trade_id,
                argMax(trade_id, {order}) AS last_trade_id
         FROM {store.table(TRADES)} FINAL

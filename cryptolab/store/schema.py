@@ -16,6 +16,18 @@ PIPELINE_METRICS = "pipeline_metrics"
 SEED_VIEW = "binance_trades"
 """The original system's table, kept as a view so its dashboard keeps working."""
 
+TRADE_ORDER = "(trade_time, trade_id)"
+"""Open and close are the first and last trade by this key, never by arrival order."""
+OHLCV_FROM_TRADES = f"""
+    argMin(price, {TRADE_ORDER}) AS open, max(price) AS high, min(price) AS low,
+    argMax(price, {TRADE_ORDER}) AS close,
+    CAST(sum(qty) AS Decimal(38, 8)) AS volume,
+    CAST(sum(toDecimal128(price, 8) * toDecimal128(qty, 8)) AS Decimal(38, 16)) AS quote_volume,
+    toFloat64(quote_volume) / toFloat64(volume) AS vwap,
+    count() AS trades,
+    CAST(sumIf(qty, NOT is_buyer_maker) AS Decimal(38, 8)) AS buy_volume"""
+"""The candle fields of a group of raw trades (reconcile, market summaries): one definition."""
+
 DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
 TS = "DateTime64(3, 'UTC')"
 
