@@ -23,8 +23,17 @@ ROOT = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT).parts
-        if parts and parts[0] in ("unit", "integration", "e2e"):
+        if parts and parts[0] in ("unit", "integration", "e2e", "reliability"):
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Re-render reports/reliability.md when reliability tests ran in this session."""
+    ran = any(item.get_closest_marker("reliability") for item in session.items)
+    if ran and not hasattr(session.config, "workerinput"):
+        from tests.reliability.render import main as render_reliability
+
+        render_reliability()
 
 
 @pytest.fixture(scope="session")
