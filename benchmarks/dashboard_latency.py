@@ -95,6 +95,18 @@ class Market:
         self.store.insert_arrow(CANDLES_10S, row)
 
 
+def apply_state(state: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """The view data the page holds after a tick: a Dash ``Patch`` of top-level keys is applied
+    in place (as dash-renderer does), anything else replaces it."""
+    if sent.get("__dash_patch_update") != "__dash_patch_update":
+        return sent
+    new = dict(state)
+    for op in sent["operations"]:
+        assert op["operation"] == "Assign" and len(op["location"]) == 1, op
+        new[op["location"][0]] = op["params"]["value"]
+    return new
+
+
 def other_ticks(client: Any, symbol: str, ticks: int) -> dict[str, float]:
     """The two other callbacks a page fires every second: tiles, and banner + pipeline panel."""
     tick = {"id": "tick", "property": "n_intervals", "value": 1}
@@ -143,7 +155,7 @@ def run_range(client: Any, market: Market, range_key: str, ticks: int) -> dict[s
                     client, chart_request(symbol, range_key, state, "tick.n_intervals")
                 )
                 assert "__dash_patch_update" in json.dumps(answer.get("response", {}).get("chart"))
-                state = answer["response"]["view"]["data"]
+                state = apply_state(state, answer["response"]["view"]["data"])
                 patch_ms.append(ms)
                 patch_bytes.append(size)
             else:

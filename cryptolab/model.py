@@ -6,9 +6,11 @@ Prices and quantities travel as decimal *strings* exactly as Binance sent them, 
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 import orjson
@@ -46,8 +48,11 @@ CANDLE_COLUMNS = (
 """Public candle columns, in the order of `cryptolab query candles` CSV output."""
 
 
-class Trade(msgspec.Struct, frozen=True):
-    """One normalized trade: the Kafka message value (JSON), keyed by ``symbol``."""
+class Trade(msgspec.Struct, frozen=True, gc=False):
+    """One normalized trade: the Kafka message value (JSON), keyed by ``symbol``.
+
+    ``gc=False``: its fields are strings, ints and a bool, so it can never be part of a
+    reference cycle, and a batch of thousands of trades does not wake the cyclic GC."""
 
     symbol: str
     trade_id: int
@@ -211,3 +216,90 @@ def _bool_field(data: dict[str, Any], key: str, name: str) -> bool:
     if not isinstance(raw, bool):
         raise FrameError(f"{name} ({key!r}) must be true or false, got {type(raw).__name__}")
     return raw
+
+
+# -- batches ------------------------------------------------------------------------------------
+# A batch of frames is decoded in one call (msgspec's JSON-lines decoder, typed, in C) and checked
+# with a few C-level calls over the whole batch; only a batch where anything is unusual falls back
+# to parse_frame, frame by frame, which then decides and explains.
+
+_Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class _BatchData(msgspec.Struct, gc=False):
+    e: Literal["trade"]
+    E: _Id
+    s: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    t: _Id
+    p: str
+    q: str
+    T: _Id
+    m: bool
+
+
+class _BatchCombined(msgspec.Struct, gc=False):
+    stream: str
+    data: _BatchData
+
+
+_decode_lines = msgspec.json.Decoder(_BatchCombined).decode_lines
+_PLAIN = r"(?![0.]*(?:\n|\Z))[0-9]{1,10}(?:\.[0-9]{0,8})?"
+_PLAIN_LINES = re.compile(rf"(?:{_PLAIN}\n)*{_PLAIN}")
+"""Newline-separated positive decimals in Binance's plain format (what _plain_positive accepts):
+1-10 digits, at most 8 decimals, not zero."""
+_SPLIT_BELOW = 16
+
+
+def parse_frames(
+    frames: Sequence[str | bytes], ingest_time: int | None = None
+) -> list[Trade | FrameError]:
+    """:func:`parse_frame` of each frame, in order: a Trade, or the FrameError it raises.
+
+    The same answers as calling parse_frame on each frame, for about half the cost per frame
+    when the batch is the common case (well-formed combined-stream trades)."""
+    ingest = now_ms() if ingest_time is None else ingest_time
+    fast = _fast_batch(frames, ingest) if frames else []
+    if fast is not None:
+        return cast(list[Trade | FrameError], fast)
+    if len(frames) >= _SPLIT_BELOW:  # find the unusual frames by halves; the rest stays fast
+        half = len(frames) // 2
+        return parse_frames(frames[:half], ingest) + parse_frames(frames[half:], ingest)
+    out: list[Trade | FrameError] = []
+    for frame in frames:
+        try:
+            out.append(parse_frame(frame, ingest))
+        except FrameError as exc:
+            out.append(exc)
+    return out
+
+
+def _fast_batch(frames: Sequence[str | bytes], ingest_time: int) -> list[Trade] | None:
+    """Trades of a batch of well-formed combined-stream frames; None if anything is unusual."""
+    joined: str | bytes
+    try:
+        joined = "\n".join(frames)  # type: ignore[arg-type]
+        lines = joined.count("\n")
+    except TypeError:
+        try:
+            joined = b"\n".join(frames)  # type: ignore[arg-type]
+            lines = joined.count(b"\n")
+        except TypeError:
+            return None
+    if lines != len(frames) - 1:  # a frame with a newline of its own: line i is not frame i
+        return None
+    try:
+        messages = _decode_lines(joined)
+    except (msgspec.DecodeError, ValueError):
+        return None
+    if len(messages) != len(frames):  # a blank frame is skipped by the lines decoder
+        return None
+    data = [m.data for m in messages]
+    decimals = "\n".join([d.p for d in data] + [d.q for d in data])
+    if decimals.count("\n") != 2 * len(data) - 1 or _PLAIN_LINES.fullmatch(decimals) is None:
+        return None
+    for stream, symbol in {(m.stream, m.data.s) for m in messages}:
+        if not (
+            stream.partition("@")[0] == symbol.lower() and symbol.isascii() and symbol.isalnum()
+        ):
+            return None
+    return [Trade(d.s, d.t, d.p, d.q, d.T, d.E, d.m, ingest_time) for d in data]

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import dash
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from cryptolab.dashboard import figures, panel, view
 from cryptolab.settings import Settings
@@ -330,7 +330,17 @@ def _live_tick(store: Store, state: Any, paused: bool) -> tuple[Any, Any, Any]:
         increment.candles, increment.trim, increment.replaced, current.count
     )
     stats = panel.chart_stats(elapsed_ms, len(increment.candles), "patch")
-    return patch, increment.view.to_dict(), stats
+    return patch, _state_patch(state, increment.view.to_dict()), stats
+
+
+def _state_patch(state: dict[str, Any], new: dict[str, Any]) -> Patch:
+    """The view kept in the browser, updated in place: only the keys that changed travel (the
+    signature every tick; the bounds and count when a candle opens)."""
+    patch = Patch()
+    for key, value in new.items():
+        if state.get(key) != value:
+            patch[key] = value
+    return patch
 
 
 def _retry_empty(store: Store, state: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -7,8 +7,11 @@ append, replace and drop single candles with a Dash ``Patch`` instead of sending
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from dash import Patch
 
@@ -187,14 +190,43 @@ def _volume(name: str, x: list[Any], y: list[Any], color: str) -> dict[str, Any]
     }
 
 
-def candle_patch(fresh: pd.DataFrame, trim: int, replaced: int, shown: int) -> Patch:
+_EPOCH_DT = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def row_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """:func:`columns` of a few rows of ``queries.CHART_COLUMNS`` (a live tick), with the same
+    values, without a DataFrame (pandas costs more than the rows for two candles)."""
+    starts = [r[0] if r[0].tzinfo else r[0].replace(tzinfo=UTC) for r in rows]
+    volume = [float(r[6]) for r in rows]
+    buys = [float(r[7]) for r in rows]
+    vwap = np.round(np.array([float(r[5]) for r in rows], dtype=float), 8)
+    return {
+        "x": [(s - _EPOCH_DT) // _MS for s in starts],
+        "open": [float(r[1]) for r in rows],
+        "high": [float(r[2]) for r in rows],
+        "low": [float(r[3]) for r in rows],
+        "close": [float(r[4]) for r in rows],
+        "vwap": vwap.tolist(),
+        "buys": buys,
+        "sells": np.clip(np.array(volume) - np.array(buys), 0, None).tolist(),
+    }
+
+
+def candle_patch(
+    fresh: pd.DataFrame | Sequence[tuple[Any, ...]], trim: int, replaced: int, shown: int
+) -> Patch:
     """Turn a figure of ``shown`` candles into the new one without resending it.
 
-    Drops ``trim`` leading candles, replaces the last shown candle with the first row of
-    ``fresh`` when ``replaced`` is 1, and appends the remaining rows.
+    ``fresh`` is a DataFrame like :func:`candle_figure` takes, or rows of
+    ``queries.CHART_COLUMNS``. Drops ``trim`` leading candles, replaces the last shown candle
+    with the first row of ``fresh`` when ``replaced`` is 1, and appends the remaining rows.
     """
     patch = Patch()
-    cols = columns(fresh) if not fresh.empty else {}
+    if isinstance(fresh, pd.DataFrame):
+        cols = columns(fresh) if not fresh.empty else {}
+    else:
+        cols = row_columns(fresh) if fresh else {}
     last = shown - 1 - trim
     for trace, field, column in TRACE_FIELDS:
         target = patch["data"][trace][field]

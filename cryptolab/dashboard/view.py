@@ -8,7 +8,9 @@ any new ones) and how many old candles slid out of the range, so the browser rec
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,8 +67,15 @@ def parse_time(text: str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def _ms(value: datetime | pd.Timestamp) -> int:
-    return int(value.timestamp() * 1000)
+    """Epoch milliseconds, exactly (no float rounding); a naive time is UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int((value - _EPOCH) // _MS)
 
 
 def _floor(value: datetime, seconds: int) -> datetime:
@@ -194,26 +203,39 @@ def _view(
 
 @dataclass(frozen=True)
 class Increment:
-    """What changed since a view: ``candles`` from the last shown one on (with ``replaced`` = 1
-    the first row replaces the last shown candle), and ``trim`` old candles that left the range.
+    """What changed since a view: ``candles`` (rows of ``queries.CHART_COLUMNS``) from the last
+    shown one on (with ``replaced`` = 1 the first row replaces the last shown candle), and
+    ``trim`` old candles that left the range.
     """
 
-    candles: pd.DataFrame
+    candles: Sequence[tuple[Any, ...]]
     trim: int
     replaced: int
     view: ChartView
 
     @property
     def unchanged(self) -> bool:
-        return self.candles.empty and self.trim == 0
+        return not self.candles and self.trim == 0
+
+
+def _signature(window_start: Any, high: Any, low: Any, close: Any, trades: Any) -> str:
+    text = f"{_ms(window_start)}|{high}|{low}|{close}|{int(trades)}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def signature(frame: pd.DataFrame) -> str:
-    """A fingerprint of the newest candle, to skip ticks where nothing changed."""
+    """A fingerprint of the newest candle, to skip ticks where nothing changed (16 hex digits:
+    it travels to the browser and back every second)."""
     if frame.empty:
         return ""
     row = frame.iloc[-1]
-    return "|".join(str(row[c]) for c in ("window_start", "high", "low", "close", "trades"))
+    return _signature(*(row[c] for c in ("window_start", "high", "low", "close", "trades")))
+
+
+def row_signature(row: tuple[Any, ...]) -> str:
+    """:func:`signature` of one ``queries.CHART_COLUMNS`` row."""
+    _, _, high, low, close, _, _, _, trades = row
+    return _signature(row[0], high, low, close, trades)
 
 
 def read_increment(store: Store, view: ChartView) -> Increment | None:
@@ -222,29 +244,28 @@ def read_increment(store: Store, view: ChartView) -> Increment | None:
     None means the figure must be redrawn in full (too much changed, or it no longer fits).
     """
     since = datetime.fromtimestamp(view.last_ms / 1000, tz=UTC)
-    fresh = q.candles(store, view.symbol, view.interval, start=since)
+    fresh = q.chart_rows(store, view.symbol, view.interval, since)
     if len(fresh) > MAX_PATCH_CANDLES:
         return None
-    if fresh.empty or (len(fresh) == 1 and signature(fresh) == view.last_sig):
-        return Increment(fresh.iloc[0:0], 0, 0, view)
-    last_ms = _ms(fresh["window_start"].iloc[-1])
+    if not fresh or (len(fresh) == 1 and row_signature(fresh[0]) == view.last_sig):
+        return Increment([], 0, 0, view)
+    last_ms = _ms(fresh[-1][0])
     count = min(max(1, view.range_s // view.interval_s), MAX_CANDLES)
     lo_ms = max(view.lo_ms, last_ms - (count - 1) * view.interval_s * 1000)
     trim = 0
     if lo_ms > view.lo_ms:
-        leaving = q.candles(
+        trim = q.count_candles(
             store,
             view.symbol,
             view.interval,
             start=datetime.fromtimestamp(view.lo_ms / 1000, tz=UTC),
             end=datetime.fromtimestamp(lo_ms / 1000, tz=UTC),
         )
-        trim = len(leaving)
-    replaced = 1 if _ms(fresh["window_start"].iloc[0]) == view.last_ms else 0
+    replaced = 1 if _ms(fresh[0][0]) == view.last_ms else 0
     count_after = view.count - trim + len(fresh) - replaced
     if trim >= view.count or count_after <= 0:
         return None
     new_view = replace(
-        view, lo_ms=lo_ms, last_ms=last_ms, count=count_after, last_sig=signature(fresh)
+        view, lo_ms=lo_ms, last_ms=last_ms, count=count_after, last_sig=row_signature(fresh[-1])
     )
     return Increment(fresh, trim, replaced, new_view)

@@ -3,7 +3,7 @@
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
@@ -41,6 +41,16 @@ def test_trades_and_dlq(kafka_bootstrap: str, make_settings: Any) -> None:
     # one symbol, one partition: per-symbol order is kept
     for symbol in ("BTCUSDT", "ETHUSDT"):
         assert len({m.partition for m in messages if m.key == symbol.encode()}) == 1
+    # ... and the partition Kafka's default partitioner picks for the key, like any producer
+    other = make_settings()
+    ensure_topics(other, kafka_bootstrap)
+    plain = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    picked = {
+        symbol: plain.send(other.topic, key=symbol.encode(), value=b"x").get(30).partition
+        for symbol in ("BTCUSDT", "ETHUSDT")
+    }
+    plain.close()
+    assert {m.key.decode(): m.partition for m in messages} == picked
 
     dlq = [orjson.loads(m.value) for m in consume_all(kafka_bootstrap, settings.dlq_topic)]
     assert [d["raw"] for d in dlq] == bad

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cryptolab.errors import FrameError
-from cryptolab.model import MAX_DECIMAL, Trade, parse_frame
+from cryptolab.model import MAX_DECIMAL, Trade, parse_frame, parse_frames
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -76,3 +76,67 @@ def test_any_frame_gives_a_trade_or_a_reason(frame: str | bytes) -> None:
     for text in (trade.price, trade.qty):
         assert Decimal(0) < Decimal(text) <= MAX_DECIMAL
     assert Trade.from_json(trade.to_json()) == trade
+
+
+PLAIN = st.from_regex(r"[0-9]{1,10}(\.[0-9]{0,8})?", fullmatch=True).filter(
+    lambda text: Decimal(text) > 0
+)
+EDGE = st.from_regex(r"[0-9]{11}|0*\.?0*|[0-9]\.[0-9]{9}|1\.|\.5|-1", fullmatch=True)
+VALID_ID = st.integers(min_value=0, max_value=2**63 - 1)
+EDGE_ID = st.sampled_from([-1, 2**63, 2**64, 0, 2**63 - 1])
+
+
+@st.composite
+def trade_frames(draw: st.DrawFn, edge: bool = False) -> str:
+    """Combined-stream trades with varied values: valid ones (the batch parser's fast path) or,
+    with ``edge``, ones with values at and just past the limits."""
+    symbol = draw(st.sampled_from(["BTCUSDT", "ETHUSDT", "1000SATSUSDT", "btcusdt"]))
+    decimal, ids = (
+        (st.one_of(PLAIN, EDGE), st.one_of(VALID_ID, EDGE_ID)) if edge else (PLAIN, VALID_ID)
+    )
+    data = {
+        "e": "trade",
+        "E": draw(ids),
+        "s": symbol,
+        "t": draw(ids),
+        "p": draw(decimal),
+        "q": draw(decimal),
+        "T": draw(ids),
+        "m": draw(st.booleans()),
+        "M": True,
+    }
+    return json.dumps({"stream": f"{symbol.lower()}@trade", "data": data}, separators=(",", ":"))
+
+
+def _one_by_one(batch: list[str | bytes]) -> list[Trade | str]:
+    out: list[Trade | str] = []
+    for frame in batch:
+        try:
+            out.append(parse_frame(frame, ingest_time=1))
+        except FrameError as exc:
+            out.append(exc.reason)
+    return out
+
+
+@settings(max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(trade_frames(), max_size=40),
+    st.lists(
+        st.tuples(
+            st.integers(0, 40), frames() | trade_frames(edge=True) | st.sampled_from(["", "\n"])
+        ),
+        max_size=2,
+    ),
+    st.sampled_from(["str", "bytes", "mixed"]),
+)
+def test_a_batch_gives_exactly_what_each_frame_gives_alone(
+    good: list[str], odd: list[tuple[int, str | bytes]], kind: str
+) -> None:
+    batch: list[str | bytes] = [
+        f.encode() if kind == "bytes" or (kind == "mixed" and i % 2) else f
+        for i, f in enumerate(good)
+    ]
+    for index, frame in odd:  # a few unusual frames anywhere in the batch
+        batch.insert(min(index, len(batch)), frame)
+    got = [r.reason if isinstance(r, FrameError) else r for r in parse_frames(batch, 1)]
+    assert got == _one_by_one(batch)
