@@ -219,11 +219,13 @@ def _bool_field(data: dict[str, Any], key: str, name: str) -> bool:
 
 
 # -- batches ------------------------------------------------------------------------------------
-# A batch of frames is decoded in one call (msgspec's JSON-lines decoder, typed, in C) and checked
-# with a few C-level calls over the whole batch; only a batch where anything is unusual falls back
-# to parse_frame, frame by frame, which then decides and explains.
+# Each frame of a batch is decoded by msgspec into a typed struct (types, ranges and lengths checked
+# in C), then the decimals, symbols and streams of the whole batch are checked with a few C-level
+# calls; only a batch where anything is unusual falls back to parse_frame, frame by frame, which
+# then decides and explains.
 
 _Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Plain = Annotated[str, msgspec.Meta(min_length=10, max_length=19)]
 
 
 class _BatchData(msgspec.Struct, gc=False):
@@ -231,8 +233,8 @@ class _BatchData(msgspec.Struct, gc=False):
     E: _Id
     s: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     t: _Id
-    p: str
-    q: str
+    p: _Plain
+    q: _Plain
     T: _Id
     m: bool
 
@@ -242,11 +244,12 @@ class _BatchCombined(msgspec.Struct, gc=False):
     data: _BatchData
 
 
-_decode_lines = msgspec.json.Decoder(_BatchCombined).decode_lines
-_PLAIN = r"(?![0.]*(?:\n|\Z))[0-9]{1,10}(?:\.[0-9]{0,8})?"
-_PLAIN_LINES = re.compile(rf"(?:{_PLAIN}\n)*{_PLAIN}")
-"""Newline-separated positive decimals in Binance's plain format (what _plain_positive accepts):
-1-10 digits, at most 8 decimals, not zero."""
+_decode_batch = msgspec.json.Decoder(_BatchCombined).decode
+_CANONICAL = r"(?:[1-9][0-9]{0,9}\.[0-9]{8}|0\.(?!0{8})[0-9]{8})"
+_CANONICAL_LINES = re.compile(rf"(?:{_CANONICAL}\n)*{_CANONICAL}")
+"""Newline-separated positive decimals as Binance writes them: no leading zero, exactly 8
+decimals, at most 10 digits before the point (so at most MAX_DECIMAL), not zero. A value of 10 to
+19 characters cannot hide a newline between two such lines, which need 21."""
 _SPLIT_BELOW = 16
 
 
@@ -274,32 +277,24 @@ def parse_frames(
 
 
 def _fast_batch(frames: Sequence[str | bytes], ingest_time: int) -> list[Trade] | None:
-    """Trades of a batch of well-formed combined-stream frames; None if anything is unusual."""
-    joined: str | bytes
+    """Trades of a batch of well-formed combined-stream frames; None if anything is unusual.
+
+    Each frame is decoded on its own (a JSON-lines decode of the joined batch would let one frame
+    holding two messages and a blank frame trade places). Streams must be ``<symbol>@trade``."""
     try:
-        joined = "\n".join(frames)  # type: ignore[arg-type]
-        lines = joined.count("\n")
-    except TypeError:
-        try:
-            joined = b"\n".join(frames)  # type: ignore[arg-type]
-            lines = joined.count(b"\n")
-        except TypeError:
-            return None
-    if lines != len(frames) - 1:  # a frame with a newline of its own: line i is not frame i
-        return None
-    try:
-        messages = _decode_lines(joined)
-    except (msgspec.DecodeError, ValueError):
-        return None
-    if len(messages) != len(frames):  # a blank frame is skipped by the lines decoder
+        messages = list(map(_decode_batch, frames))
+    except (msgspec.MsgspecError, ValueError):
         return None
     data = [m.data for m in messages]
     decimals = "\n".join([d.p for d in data] + [d.q for d in data])
-    if decimals.count("\n") != 2 * len(data) - 1 or _PLAIN_LINES.fullmatch(decimals) is None:
+    if _CANONICAL_LINES.fullmatch(decimals) is None:
         return None
-    for stream, symbol in {(m.stream, m.data.s) for m in messages}:
-        if not (
-            stream.partition("@")[0] == symbol.lower() and symbol.isascii() and symbol.isalnum()
-        ):
-            return None
+    symbols = [d.s for d in data]
+    letters = "".join(symbols)  # no newline in any symbol, so the joins below are unambiguous
+    if not (
+        letters.isascii()
+        and letters.isalnum()
+        and "@trade\n".join(symbols).lower() + "@trade" == "\n".join([m.stream for m in messages])
+    ):
+        return None
     return [Trade(d.s, d.t, d.p, d.q, d.T, d.E, d.m, ingest_time) for d in data]

@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from cryptolab.errors import FrameError
-from cryptolab.model import Trade, parse_frame
+from cryptolab.model import Trade, parse_frame, parse_frames
 
 GOOD = {
     "stream": "btcusdt@trade",
@@ -72,3 +72,14 @@ def test_bad_frames_are_rejected_with_a_reason(raw: str, reason: str) -> None:
 
 def test_trailing_zeros_beyond_eight_decimals_are_fine() -> None:
     assert parse_frame(frame(q="1.0000000000")).qty == "1.0000000000"
+
+
+def test_a_batch_keeps_each_frame_to_itself() -> None:
+    """Two messages in one frame and an empty frame: two reasons, not two trades shifted by one."""
+    other = frame(t=4243)
+    batch = [frame(), f"{frame()} {other}", "", other]
+    results = parse_frames(batch, ingest_time=7)
+    assert results[0] == parse_frame(frame(), ingest_time=7)
+    assert isinstance(results[1], FrameError) and "invalid JSON" in results[1].reason
+    assert isinstance(results[2], FrameError) and "invalid JSON" in results[2].reason
+    assert results[3] == parse_frame(other, ingest_time=7)

@@ -78,10 +78,15 @@ def test_any_frame_gives_a_trade_or_a_reason(frame: str | bytes) -> None:
     assert Trade.from_json(trade.to_json()) == trade
 
 
-PLAIN = st.from_regex(r"[0-9]{1,10}(\.[0-9]{0,8})?", fullmatch=True).filter(
+PLAIN = st.from_regex(r"(0|[1-9][0-9]{0,9})\.[0-9]{8}", fullmatch=True).filter(
     lambda text: Decimal(text) > 0
 )
-EDGE = st.from_regex(r"[0-9]{11}|0*\.?0*|[0-9]\.[0-9]{9}|1\.|\.5|-1", fullmatch=True)
+"""Decimals as Binance writes them."""
+EDGE = st.one_of(
+    st.from_regex(r"[0-9]{1,10}(\.[0-9]{0,8})?", fullmatch=True),
+    st.from_regex(r"[0-9]{11}|0*\.?0*|[0-9]\.[0-9]{9}|1\.|\.5|-1|1\.0000000\n", fullmatch=True),
+)
+"""Other decimals: valid but written differently, zero, or past the limits."""
 VALID_ID = st.integers(min_value=0, max_value=2**63 - 1)
 EDGE_ID = st.sampled_from([-1, 2**63, 2**64, 0, 2**63 - 1])
 
@@ -105,7 +110,10 @@ def trade_frames(draw: st.DrawFn, edge: bool = False) -> str:
         "m": draw(st.booleans()),
         "M": True,
     }
-    return json.dumps({"stream": f"{symbol.lower()}@trade", "data": data}, separators=(",", ":"))
+    stream = f"{symbol.lower()}@trade"
+    if edge:
+        stream = draw(st.sampled_from([stream, f"{symbol}@trade", f"{stream}\n", "ethusdt@trade"]))
+    return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
 
 
 def _one_by_one(batch: list[str | bytes]) -> list[Trade | str]:
