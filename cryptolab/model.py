@@ -108,58 +108,55 @@ def _int_field(data: dict[str, Any], key: str, name: str) -> int:
     return raw
 
 
-class _Data(msgspec.Struct):
+_encode = msgspec.json.Encoder().encode
+
+# -- the fast path --------------------------------------------------------------------------------
+# msgspec decodes a frame into a typed struct (types, ranges and lengths checked in C); the
+# decimals, symbol and stream are then checked with a few C-level calls (one regex for both
+# decimals). Anything unusual is left to the careful parser below, which decides and explains.
+
+_Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Plain = Annotated[str, msgspec.Meta(min_length=10, max_length=19)]
+
+
+class _Data(msgspec.Struct, gc=False):
     e: Literal["trade"]
-    E: int
-    s: str
-    t: int
-    p: str
-    q: str
-    T: int
+    E: _Id
+    s: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    t: _Id
+    p: _Plain
+    q: _Plain
+    T: _Id
     m: bool
 
 
-class _Combined(msgspec.Struct):
+class _Combined(msgspec.Struct, gc=False):
     stream: str
     data: _Data
 
 
 _decode_combined = msgspec.json.Decoder(_Combined).decode
-_encode = msgspec.json.Encoder().encode
-_INT_LIMIT = 2**63
-
-
-def _plain_positive(text: str) -> bool:
-    """True for a positive decimal in Binance's plain format, e.g. "97000.01000000"."""
-    head, _, frac = text.partition(".")
-    return (
-        text.isascii()
-        and 0 < len(head) <= 10
-        and head.isdigit()
-        and len(frac) <= PRICE_SCALE
-        and (not frac or frac.isdigit())
-        and (head.strip("0") != "" or frac.strip("0") != "")
-    )
+_CANONICAL = r"(?:[1-9][0-9]{0,9}\.[0-9]{8}|0\.(?!0{8})[0-9]{8})"
+_CANONICAL_LINES = re.compile(rf"(?:{_CANONICAL}\n)*{_CANONICAL}")
+"""Newline-separated positive decimals as Binance writes them: no leading zero, exactly 8
+decimals, at most 10 digits before the point (so at most MAX_DECIMAL), not zero. A value of 10 to
+19 characters cannot hide a newline between two such lines, which need 21."""
 
 
 def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
-    """The common case in ~1 µs: a well-formed combined-stream trade in Binance's exact format.
-    None means "not sure": the careful parser then decides and explains."""
+    """The common case in ~0.6 µs: a well-formed combined-stream trade in Binance's exact format
+    (``<symbol>@trade`` stream, 8-decimal prices). None means "not sure": the careful parser then
+    decides and explains."""
     try:
         message = _decode_combined(frame)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.MsgspecError, ValueError):
         return None
-    data, symbol = message.data, message.data.s
-    if not (
-        message.stream.partition("@")[0] == symbol.lower()
-        and _plain_positive(data.p)
-        and _plain_positive(data.q)
-        and 0 <= data.t < _INT_LIMIT
-        and 0 <= data.T < _INT_LIMIT
-        and 0 <= data.E < _INT_LIMIT
-        and 0 < len(symbol) <= 32
-        and symbol.isascii()
-        and symbol.isalnum()
+    data = message.data
+    symbol = data.s
+    if (
+        _CANONICAL_LINES.fullmatch(f"{data.p}\n{data.q}") is None
+        or message.stream != f"{symbol.lower()}@trade"
+        or not (symbol.isascii() and symbol.isalnum())
     ):
         return None
     return Trade(symbol, data.t, data.p, data.q, data.T, data.E, data.m, ingest_time)
@@ -219,37 +216,9 @@ def _bool_field(data: dict[str, Any], key: str, name: str) -> bool:
 
 
 # -- batches ------------------------------------------------------------------------------------
-# Each frame of a batch is decoded by msgspec into a typed struct (types, ranges and lengths checked
-# in C), then the decimals, symbols and streams of the whole batch are checked with a few C-level
-# calls; only a batch where anything is unusual falls back to parse_frame, frame by frame, which
-# then decides and explains.
+# The fast path's checks, each done once over the whole batch; a batch where anything is unusual
+# falls back to parse_frame, by halves, so the usual frames around an odd one stay fast.
 
-_Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-_Plain = Annotated[str, msgspec.Meta(min_length=10, max_length=19)]
-
-
-class _BatchData(msgspec.Struct, gc=False):
-    e: Literal["trade"]
-    E: _Id
-    s: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-    t: _Id
-    p: _Plain
-    q: _Plain
-    T: _Id
-    m: bool
-
-
-class _BatchCombined(msgspec.Struct, gc=False):
-    stream: str
-    data: _BatchData
-
-
-_decode_batch = msgspec.json.Decoder(_BatchCombined).decode
-_CANONICAL = r"(?:[1-9][0-9]{0,9}\.[0-9]{8}|0\.(?!0{8})[0-9]{8})"
-_CANONICAL_LINES = re.compile(rf"(?:{_CANONICAL}\n)*{_CANONICAL}")
-"""Newline-separated positive decimals as Binance writes them: no leading zero, exactly 8
-decimals, at most 10 digits before the point (so at most MAX_DECIMAL), not zero. A value of 10 to
-19 characters cannot hide a newline between two such lines, which need 21."""
 _SPLIT_BELOW = 16
 
 
@@ -282,7 +251,7 @@ def _fast_batch(frames: Sequence[str | bytes], ingest_time: int) -> list[Trade] 
     Each frame is decoded on its own (a JSON-lines decode of the joined batch would let one frame
     holding two messages and a blank frame trade places). Streams must be ``<symbol>@trade``."""
     try:
-        messages = list(map(_decode_batch, frames))
+        messages = list(map(_decode_combined, frames))
     except (msgspec.MsgspecError, ValueError):
         return None
     data = [m.data for m in messages]
