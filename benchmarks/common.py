@@ -53,6 +53,18 @@ def best_of(fn: Callable[[], Any], repeat: int = 5) -> float:
     return min(times)
 
 
+def best_of_interleaved(fns: list[Callable[[], Any]], repeat: int = 7) -> list[float]:
+    """Fastest wall time of each of ``fns`` over ``repeat`` rounds, run in turn within each round,
+    so that a load spike from other work on the machine hits all of them alike."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for index, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
