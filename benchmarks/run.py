@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,8 @@ from typing import Any
 from benchmarks.common import Result, machine
 
 REPORTS = Path("reports")
+LIMITS = Path(__file__).resolve().parent / "limits.md"
+"""Hand-written: what limits the targets not met, with the profiles (embedded in the report)."""
 
 
 def _measures(quick: bool) -> dict[int, Callable[[str], Result]]:
@@ -51,11 +54,13 @@ def _in_subprocess(number: int, bootstrap: str, quick: bool) -> dict[str, Any]:
     if quick:
         cmd.append("--quick")
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             row = dict(json.loads(line[len("RESULT ") :]))
             row["seconds"] = round(time.perf_counter() - started, 1)
+            row["load"] = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
             return row
     raise RuntimeError(f"benchmark {number} failed:\n{done.stderr[-3000:]}")
 
@@ -94,9 +99,14 @@ def write_reports(rows: list[dict[str, Any]], info: dict[str, str]) -> str:
         )
     lines += [
         "",
-        "What limits the targets not met: [benchmarks/README.md](../benchmarks/README.md).",
+        "How each measure works and how to re-run some rows: "
+        "[benchmarks/README.md](../benchmarks/README.md).",
         "",
         "## Notes per measure",
+        "",
+        "`load` is the machine's 1-minute load average before -> after the row (2 cores, shared "
+        "with other work): above ~2 the absolute numbers are slowed down; the ratios, run side by "
+        "side, less so.",
         "",
     ]
     for row in sorted(rows, key=lambda r: r["id"]):
@@ -104,8 +114,11 @@ def write_reports(rows: list[dict[str, Any]], info: dict[str, str]) -> str:
         lines.append(
             f"- **{row['id']}** {row['notes']}"
             + (f" ({extra})" if extra else "")
-            + f"; took {row.get('seconds', '?')} s."
+            + f"; took {row.get('seconds', '?')} s"
+            + (f", load {row['load']}." if row.get("load") else ".")
         )
+    if LIMITS.exists():
+        lines += ["", LIMITS.read_text().strip()]
     text = "\n".join(lines) + "\n"
     (REPORTS / "benchmarks.md").write_text(text)
     return text
