@@ -99,7 +99,7 @@ class TradeProducer:
     def _partition(self, symbol: str) -> int | None:
         """The partition Kafka's default partitioner gives ``symbol``'s key (murmur2 of the key
         modulo the topic's partitions), remembered per symbol: kafka-python hashes every key in
-        pure Python otherwise (~14 % of a send, reports/profiles/producer_*.txt). None while the
+        pure Python otherwise (~14 % of a send, reports/profiles/producer_send.txt). None while the
         topic's partitions are unknown (the client's partitioner then decides, as before)."""
         now = time.monotonic()
         if not self._partitions_of or now - self._partitions_checked >= 1.0:  # follow changes
