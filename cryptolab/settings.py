@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_password: SecretStr | None = None
+    store_retry_seconds: float = Field(
+        300.0, ge=0, description="retry a failed store write this long before the stream stops"
+    )
 
     # Exactness and retention
     reconcile_every_seconds: float = Field(

@@ -242,7 +242,10 @@ class Stack:
         horizon = closed_horizon(self.store, margin)
         if horizon is not None:
             start = horizon - timedelta(seconds=self.settings.reconcile_lookback_seconds)
-            self._record(reconcile(self.store, start, horizon))
+            try:
+                self._record(reconcile(self.store, start, horizon))
+            except Exception as exc:  # the store is down or full: the next round retries
+                log.warning("reconcile skipped this round error=%s", str(exc).splitlines()[0])
 
     def _record(self, report: ReconcileReport) -> None:
         self.reconcile_reports.append(report)

@@ -22,6 +22,18 @@ from cryptolab.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def masked_url(url: str) -> str:
+    """``url`` fit for logs and errors: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + host).geturl()
+
+
 class Store:
     """A ClickHouse client bound to one database. Thread-safe (calls are serialised)."""
 
