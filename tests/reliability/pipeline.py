@@ -60,6 +60,11 @@ class Up:
         return self.proc.poll() is None
 
 
+def replay(tape: Path, speed: str) -> list[str]:
+    """`cryptolab up` arguments: replay ``tape`` at ``speed`` until every trade is stored."""
+    return ["--source", "replay", "--tape", str(tape), "--speed", speed, "--until-drained"]
+
+
 def wait_until(what: str, done: Callable[[], bool], timeout: float, up: Up | None = None) -> float:
     """Poll ``done`` every 0.1 s; return when it was first true (monotonic)."""
     deadline = time.monotonic() + timeout

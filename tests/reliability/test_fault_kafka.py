@@ -13,7 +13,14 @@ from cryptolab.bus.topics import end_offsets
 from cryptolab.feeds.synth import synth_frames
 from cryptolab.feeds.tape import write_frames
 from cryptolab.settings import load_settings
-from tests.reliability.pipeline import Up, commits, pipeline_env, verify_store, wait_until
+from tests.reliability.pipeline import (
+    Up,
+    commits,
+    pipeline_env,
+    replay,
+    verify_store,
+    wait_until,
+)
 from tests.reliability.results import record
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
@@ -27,8 +34,7 @@ def test_broker_sigkill_and_restart_loses_and_doubles_nothing(tmp_path: Path) ->
     broker = LocalBroker(broker_settings)
     bootstrap = broker.start()
     env = pipeline_env(tmp_path / "data", CRYPTOLAB_KAFKA_BOOTSTRAP=bootstrap)
-    up = Up.start(["--source", "replay", "--tape", str(tape), "--speed", "6", "--until-drained"],
-                  env, tmp_path / "up.log")  # fmt: skip
+    up = Up.start(replay(tape, "6"), env, tmp_path / "up.log")
     try:
         in_kafka = lambda: sum(end_offsets(bootstrap, env["CRYPTOLAB_TOPIC"]).values())  # noqa: E731
         wait_until("trades in Kafka and in the store",
