@@ -178,6 +178,22 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings: {problems}") from exc
 
 
+def require_writable_dir(path: Path, setting: str) -> Path:
+    """Create ``path`` if needed and prove it takes a file; else a ConfigError naming the
+    setting, the path and the reason (read-only, full, not a directory, permissions)."""
+    probe = path / ".cryptolab-write-test"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}={path} is not a writable directory ({exc.strerror or exc}): point "
+            f"{setting} at a writable place with free space, or fix its permissions"
+        ) from exc
+    return path
+
+
 def python_for_workers() -> str:
     """The interpreter Spark's Python workers must run (the one running cryptolab)."""
     return sys.executable

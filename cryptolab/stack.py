@@ -22,7 +22,7 @@ from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import CryptolabError, StreamingError
 from cryptolab.feeds.source import Source
 from cryptolab.model import WINDOW_SECONDS
-from cryptolab.settings import Settings
+from cryptolab.settings import Settings, require_writable_dir
 from cryptolab.store import Store, open_store, queries
 from cryptolab.store.reconcile import ReconcileReport, closed_horizon, reconcile, touched_since
 from cryptolab.streaming.job import StreamingJob
@@ -121,6 +121,7 @@ class Stack:
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
         settings = self.settings
+        require_writable_dir(settings.data_dir, "CRYPTOLAB_DATA_DIR")
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC) - timedelta(seconds=1)
         if settings.kafka_bootstrap:

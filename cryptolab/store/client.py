@@ -81,7 +81,11 @@ class Store:
 def _connect_chdb(path: str) -> Any:
     import clickhouse_connect
 
-    Path(path).mkdir(parents=True, exist_ok=True)
+    from cryptolab.settings import require_writable_dir
+
+    require_writable_dir(
+        Path(path), "the ClickHouse data dir (CRYPTOLAB_CLICKHOUSE_URL / _DATA_DIR)"
+    )
     try:
         return clickhouse_connect.get_client(dsn=f"chdb://{path}")
     except Exception as exc:  # chDB raises plain RuntimeError/ChdbError for lock conflicts
