@@ -16,8 +16,10 @@ checks its result at the end, so the soak overlaps the rest of the suite instead
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,6 +105,21 @@ def stored_summary(env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def stop(up: subprocess.Popen[bytes], data: Path) -> None:
+    """Stop `cryptolab up` if it still runs (Ctrl-C first, so it stops its broker), and any
+    broker it left behind (the broker runs in its own session)."""
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    pid_file = data / "kafka" / "broker.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
 def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     tape = work / "tape.jsonl.gz"
@@ -132,8 +149,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
                 time.sleep(0.2)
         rc = up.returncode
     finally:
-        if up.poll() is None:
-            up.kill()
+        stop(up, data)
     tail = (work / "up.log").read_text(errors="replace")[-4000:]
     result: dict[str, Any] = {
         "minutes": minutes,
@@ -153,6 +169,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up in run()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")

@@ -55,7 +55,11 @@ class SoakRun:
 
     def cleanup(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.terminate()  # soak.py stops its stack and broker on SIGTERM
+            try:
+                self.proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         shutil.rmtree(self.work, ignore_errors=True)
 
 
