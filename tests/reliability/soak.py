@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,9 +45,7 @@ class Sample:
     t: float  # seconds since `cryptolab up` started
     lag: int | None  # messages in Kafka not yet committed to the store by Spark
     in_kafka: int | None
-    rss_mb: float  # the whole process tree: python, Spark's JVM, Kafka's JVM, Python workers
-    open_files: int  # file descriptors of that tree
-    processes: int
+    usage: Usage  # of the whole tree: python + chDB, Spark's JVM, Kafka's JVM, workers
 
 
 def committed_offsets(checkpoint: Path) -> int | None:
@@ -59,26 +58,62 @@ def committed_offsets(checkpoint: Path) -> int | None:
     return sum(int(v) for part in offsets.values() for v in part.values())
 
 
-def tree_usage(pid: int) -> tuple[float, int, int]:
-    """(RSS in MB, open file descriptors, process count) of ``pid`` and its descendants."""
-    rss, fds, count = 0, 0, 0
+THREAD_STATS = re.compile(r"^/proc/\d+/task/\d+/")
+
+
+@dataclass
+class Usage:
+    pss_mb: float = 0.0
+    open_files: int = 0
+    thread_stat_files: int = 0
+    threads: int = 0
+    processes: int = 0
+
+
+def _fd_targets(pid: int) -> list[str]:
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return targets
+
+
+def tree_usage(pid: int) -> Usage:
+    """Memory, handles and threads of ``pid`` and its descendants.
+
+    PSS, not RSS: a process forked for a moment shares its parent's pages, and summing RSS
+    would count them twice. Handles and threads: of processes alive for 30 s or more (a
+    short-lived child only inherits its parent's handles for a moment). chDB keeps three
+    /proc/<pid>/task/<tid>/ files open per pool thread that has run a query; those are counted
+    apart (``thread_stat_files``), as they follow the thread count, not leaked handles."""
+    usage = Usage()
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0, 0, 0
+        return usage
+    now = time.time()
     for proc in procs:
         try:
-            rss += proc.memory_info().rss
-            fds += proc.num_fds()
-            count += 1
-        except psutil.NoSuchProcess:
+            pss = proc.memory_full_info().pss
+            old = now - proc.create_time() >= 30
+            threads = proc.num_threads()
+            targets = _fd_targets(proc.pid) if old else []
+        except (psutil.NoSuchProcess, OSError):
             continue
-    return rss / 2**20, fds, count
+        usage.pss_mb += pss / 2**20
+        usage.processes += 1
+        if old:
+            stats = sum(1 for t in targets if THREAD_STATS.match(t))
+            usage.thread_stat_files += stats
+            usage.open_files += len(targets) - stats
+            usage.threads += threads
+    usage.pss_mb = round(usage.pss_mb, 1)
+    return usage
 
 
 def sample(pid: int, started: float, bootstrap: str, data: Path) -> Sample:
-    rss, fds, count = tree_usage(pid)
+    usage = tree_usage(pid)
     lag = in_kafka = None
     checkpoints = list(data.glob("checkpoints/*/trades"))
     try:
@@ -87,7 +122,14 @@ def sample(pid: int, started: float, bootstrap: str, data: Path) -> Sample:
         lag = None if done is None else max(0, in_kafka - done)
     except Exception:  # broker not up yet, or the checkpoint mid-write: no reading this time
         pass
-    return Sample(round(time.monotonic() - started, 1), lag, in_kafka, round(rss, 1), fds, count)
+    elapsed = round(time.monotonic() - started, 1)
+    return Sample(elapsed, lag, in_kafka, usage)
+
+
+def flat(sample: Sample) -> dict[str, Any]:
+    row = asdict(sample)
+    row.update(row.pop("usage"))
+    return row
 
 
 def stored_summary(env: dict[str, str]) -> dict[str, Any]:
@@ -143,7 +185,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
     try:
         while up.poll() is None:
             samples.append(sample(up.pid, started, f"127.0.0.1:{port}", data))
-            print(json.dumps(asdict(samples[-1])), flush=True)
+            print(json.dumps(flat(samples[-1])), flush=True)
             deadline = time.monotonic() + SAMPLE_EVERY_S
             while up.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -157,7 +199,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
         "symbols": list(SYMBOLS),
         "returncode": rc,
         "wall_seconds": round(time.monotonic() - started, 1),
-        "samples": [asdict(s) for s in samples],
+        "samples": [flat(s) for s in samples],
         "log_tail": tail,
         "tape": str(tape),
     }

@@ -1,6 +1,7 @@
 """Soak: 20 minutes (SOAK_MINUTES) of the whole embedded stack at 10x a Binance-like rate,
 started in the background when the session begins (see tests/conftest.py) and judged here at
-the end of the session: nothing lost or doubled, consumer lag, RSS and open files bounded."""
+the end of the session: nothing lost or doubled; consumer lag, memory, open files and threads
+bounded."""
 
 from __future__ import annotations
 
@@ -80,9 +81,9 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     minutes = [s["t"] / 60 for s in samples]
-    fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    series = (("lag", "consumer lag (messages)"), ("rss_mb", "RSS of the stack (MB)"),
-              ("open_files", "open file handles"))  # fmt: skip
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    series = (("lag", "consumer lag (messages)"), ("pss_mb", "memory of the stack (PSS, MB)"),
+              ("open_files", "open file handles"), ("threads", "threads"))  # fmt: skip
     for ax, (key, label) in zip(axes, series, strict=True):
         ax.plot(minutes, [s[key] if s[key] is not None else float("nan") for s in samples])
         ax.set_ylabel(label)
@@ -121,11 +122,13 @@ def test_soak_keeps_lag_memory_and_files_bounded(request: pytest.FixtureRequest)
     total = sum(v[0] for v in stored.values())
 
     lag = [float(s["lag"]) for s in samples]
-    rss = [float(s["rss_mb"]) for s in samples]
+    pss = [float(s["pss_mb"]) for s in samples]
     files = [float(s["open_files"]) for s in samples]
+    threads = [float(s["threads"]) for s in samples]
     lag_mid, lag_end = thirds(lag)
-    rss_mid, rss_end = thirds(rss)
+    pss_mid, pss_end = thirds(pss)
     files_mid, files_end = thirds(files)
+    threads_mid, threads_end = thirds(threads)
     path = OUT_DIR / "soak.png"
     minutes = result["wall_seconds"] / 60
     plot(result["samples"], path, f"soak: {minutes:.0f} min at {RATE} trades/s")
@@ -140,18 +143,22 @@ def test_soak_keeps_lag_memory_and_files_bounded(request: pytest.FixtureRequest)
         lag_max=max(lag),
         lag_mean_middle_third=round(mean(lag_mid)),
         lag_mean_last_third=round(mean(lag_end)),
-        rss_mb_max=max(rss),
-        rss_mb_max_middle_third=max(rss_mid),
-        rss_mb_max_last_third=max(rss_end),
+        memory_pss_mb_max=max(pss),
+        memory_pss_mb_max_middle_third=max(pss_mid),
+        memory_pss_mb_max_last_third=max(pss_end),
         open_files_max_middle_third=max(files_mid),
         open_files_max_last_third=max(files_end),
+        threads_max_middle_third=max(threads_mid),
+        threads_max_last_third=max(threads_end),
+        chdb_thread_stat_files_max=max(s["thread_stat_files"] for s in samples),
         plot="reliability/soak/soak.png",
     )
     # bounded: the last third is no worse than the middle third, beyond noise
     assert max(lag) <= 60 * RATE, f"lag reached {max(lag):.0f} messages (> 60 s of trades)"
     assert mean(lag_end) <= 2 * mean(lag_mid) + 5 * RATE, "consumer lag trends upward"
-    assert max(rss_end) <= 1.15 * max(rss_mid), "RSS trends upward"
+    assert max(pss_end) <= 1.15 * max(pss_mid), "memory trends upward"
     assert max(files_end) <= max(files_mid) + 25, "open file handles trend upward"
+    assert max(threads_end) <= 1.1 * max(threads_mid) + 10, "threads trend upward"
 
 
 SOAK_KEY = pytest.StashKey[SoakRun]()
