@@ -58,6 +58,19 @@ def _withhold(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+MAX_LAST = 1_000_000
+
+
+def _symbol(text: str) -> str:
+    """A symbol as given on the command line: letters and digits only, like BTCUSDT."""
+    symbol = text.strip().upper()
+    if not symbol.isascii() or not symbol.isalnum() or len(symbol) > 32:
+        raise CryptolabError(
+            f"--symbol must be letters and digits (at most 32), like BTCUSDT; got {text[:40]!r}"
+        )
+    return symbol
+
+
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
 
@@ -144,12 +157,18 @@ def cmd_query(args: argparse.Namespace) -> int:
     from cryptolab.store import open_store, queries
     from cryptolab.store.render import render_candles
 
+    symbol = _symbol(args.symbol)
+    if args.interval not in queries.INTERVALS:
+        raise CryptolabError(
+            f"unknown interval {args.interval[:40]!r} (--interval); "
+            f"use one of {', '.join(queries.INTERVALS)}"
+        )
+    if args.last is not None and not 1 <= args.last <= MAX_LAST:
+        raise CryptolabError(f"--last must be between 1 and {MAX_LAST}")
     settings = _settings(args)
     store = open_store(settings)
     try:
-        frame = queries.candles(
-            store, args.symbol.upper(), args.interval, args.start, args.end, last=args.last
-        )
+        frame = queries.candles(store, symbol, args.interval, args.start, args.end, last=args.last)
     finally:
         store.close()
     sys.stdout.write(render_candles(frame, args.format))
@@ -179,7 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if start >= end:
         raise CryptolabError("--start must be before --end")
     parameters = {
-        "symbol": args.symbol.upper(),
+        "symbol": _symbol(args.symbol),
         "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "end": end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "interval": args.interval,
@@ -489,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING - 10 * min(verbosity + 1, 2)  # default INFO for the CLI
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from cryptolab.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:  # secrets never reach the terminal or a file
+        handler.addFilter(RedactingFilter())
     for noisy in ("kafka", "py4j", "werkzeug", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
 
@@ -500,11 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except CryptolabError as exc:
-        print(f"cryptolab: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"cryptolab: error: {exc}", file=sys.stderr)
+    except (CryptolabError, ValueError) as exc:
+        from cryptolab.redact import redact
+
+        print(f"cryptolab: error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

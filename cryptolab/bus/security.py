@@ -1,0 +1,193 @@
+"""Kafka security settings -> client options, for every Kafka client cryptolab creates.
+
+``CRYPTOLAB_KAFKA_SECURITY_PROTOCOL`` (PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL),
+``CRYPTOLAB_KAFKA_SASL_MECHANISM`` (PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512),
+``CRYPTOLAB_KAFKA_SASL_USERNAME``, ``CRYPTOLAB_KAFKA_SASL_PASSWORD`` (a secret) and
+``CRYPTOLAB_KAFKA_SSL_CAFILE`` (PEM) become
+
+* :func:`kafka_python_options`: keyword arguments of kafka-python's producer, consumer and admin
+  client (the producer, the topic helpers, ``cryptolab doctor``);
+* :func:`spark_kafka_options`: ``kafka.*`` options of Spark's Kafka source (the streaming job).
+
+:func:`check_kafka_security` rejects inconsistent combinations with a :class:`ConfigError` that
+says what to set; :func:`explain_kafka_failure` turns kafka-python's "Unable to bootstrap" after
+an authentication failure into an error naming the user and the settings to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from cryptolab.errors import BrokerError, ConfigError
+from cryptolab.settings import Settings
+
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+SSL_PROTOCOLS = ("SSL", "SASL_SSL")
+_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+def check_kafka_security(settings: Settings) -> None:
+    """Raise ConfigError when the Kafka security settings do not go together."""
+    protocol = settings.kafka_security_protocol
+    sasl_set = [
+        name
+        for name, value in (
+            ("CRYPTOLAB_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+            ("CRYPTOLAB_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+            ("CRYPTOLAB_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+        )
+        if value is not None
+    ]
+    if protocol in SASL_PROTOCOLS:
+        missing = [
+            name
+            for name in (
+                "CRYPTOLAB_KAFKA_SASL_MECHANISM",
+                "CRYPTOLAB_KAFKA_SASL_USERNAME",
+                "CRYPTOLAB_KAFKA_SASL_PASSWORD",
+            )
+            if name not in sasl_set
+        ]
+        if missing:
+            raise ConfigError(
+                f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)} "
+                "(mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+    elif sasl_set:
+        raise ConfigError(
+            f"{', '.join(sasl_set)} set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol}: set it "
+            "to SASL_SSL (or SASL_PLAINTEXT on a trusted network), or unset the SASL settings"
+        )
+    if settings.kafka_ssl_cafile is not None:
+        if protocol not in SSL_PROTOCOLS:
+            raise ConfigError(
+                f"CRYPTOLAB_KAFKA_SSL_CAFILE is set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL="
+                f"{protocol}: use SSL or SASL_SSL"
+            )
+        if not settings.kafka_ssl_cafile.is_file():
+            raise ConfigError(
+                f"CRYPTOLAB_KAFKA_SSL_CAFILE={settings.kafka_ssl_cafile} is not a file "
+                "(a PEM file with the CA certificate(s) of the brokers)"
+            )
+    if protocol != "PLAINTEXT" and not settings.kafka_bootstrap:
+        raise ConfigError(
+            f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} applies to an external cluster: set "
+            "CRYPTOLAB_KAFKA_BOOTSTRAP=host:port (the local broker cryptolab starts is PLAINTEXT "
+            "on 127.0.0.1)"
+        )
+
+
+def _password(settings: Settings) -> str:
+    secret = settings.kafka_sasl_password
+    return secret.get_secret_value() if secret is not None else ""
+
+
+def kafka_python_options(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for ``KafkaProducer`` / ``KafkaConsumer`` /
+    ``KafkaAdminClient``; empty for PLAINTEXT."""
+    check_kafka_security(settings)
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in SASL_PROTOCOLS:
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=_password(settings),
+        )
+    if protocol in SSL_PROTOCOLS:
+        options["ssl_check_hostname"] = True
+        if settings.kafka_ssl_cafile is not None:
+            options["ssl_cafile"] = str(settings.kafka_ssl_cafile.resolve())
+    return options
+
+
+def _jaas_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def spark_kafka_options(settings: Settings) -> dict[str, str]:
+    """``kafka.*`` options of Spark's Kafka source (passed to its consumer and admin client);
+    empty for PLAINTEXT."""
+    check_kafka_security(settings)
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, str] = {"kafka.security.protocol": protocol}
+    if protocol in SASL_PROTOCOLS:
+        mechanism = str(settings.kafka_sasl_mechanism)
+        options["kafka.sasl.mechanism"] = mechanism
+        options["kafka.sasl.jaas.config"] = (
+            f"{_LOGIN_MODULES[mechanism]} required "
+            f"username={_jaas_quote(str(settings.kafka_sasl_username))} "
+            f"password={_jaas_quote(_password(settings))};"
+        )
+    if protocol in SSL_PROTOCOLS and settings.kafka_ssl_cafile is not None:
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = str(settings.kafka_ssl_cafile.resolve())
+    return options
+
+
+def describe_kafka_security(settings: Settings) -> str:
+    """One line for logs and ``cryptolab doctor``; the password is never part of it."""
+    protocol = settings.kafka_security_protocol
+    parts: list[str] = [protocol]
+    if protocol in SASL_PROTOCOLS:
+        password = "***" if settings.kafka_sasl_password is not None else "unset"
+        parts.append(
+            f"{settings.kafka_sasl_mechanism} user={settings.kafka_sasl_username} "
+            f"password={password}"
+        )
+    if settings.kafka_ssl_cafile is not None:
+        parts.append(f"ca={settings.kafka_ssl_cafile}")
+    return " ".join(parts)
+
+
+class _AuthFailures(logging.Handler):
+    """Collects kafka-python's log lines about refused credentials."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "Authentication" in text or "SaslAuthenticationFailed" in text:
+            self.messages.append(text)
+
+
+@contextlib.contextmanager
+def explain_kafka_failure(settings: Settings, bootstrap: str, what: str) -> Iterator[None]:
+    """Turn a failure to reach Kafka into a BrokerError that says why: refused credentials
+    (naming the user and the settings to check, never the password) or unreachable."""
+    from kafka.errors import KafkaError
+
+    handler = _AuthFailures()
+    kafka_log = logging.getLogger("kafka")
+    old_level = kafka_log.level
+    kafka_log.addHandler(handler)
+    if kafka_log.getEffectiveLevel() > logging.ERROR:
+        kafka_log.setLevel(logging.ERROR)
+    try:
+        yield
+    except (KafkaError, OSError, ValueError) as exc:
+        if handler.messages:
+            raise BrokerError(
+                f"{what}: Kafka at {bootstrap} refused the credentials of user "
+                f"{settings.kafka_sasl_username!r} ({settings.kafka_security_protocol}/"
+                f"{settings.kafka_sasl_mechanism}): {handler.messages[-1]}. Check "
+                "CRYPTOLAB_KAFKA_SASL_USERNAME, CRYPTOLAB_KAFKA_SASL_PASSWORD and "
+                "CRYPTOLAB_KAFKA_SASL_MECHANISM"
+            ) from exc
+        raise BrokerError(f"{what}: cannot reach Kafka at {bootstrap}: {exc}") from exc
+    finally:
+        kafka_log.removeHandler(handler)
+        kafka_log.setLevel(old_level)
