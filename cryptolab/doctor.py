@@ -141,16 +141,17 @@ def check_kafka(settings: Settings) -> list[Check]:
     try:
         topics = _kafka_topics(settings, bootstrap)
     except BrokerError as exc:
-        refused = "refused the credentials" in str(exc)
+        unreachable = "cannot reach Kafka" in str(exc)
         return [
             Check(
                 "kafka",
                 FAIL,
-                f"{exc} [{security}]" if refused else f"cannot reach Kafka at {bootstrap}",
-                "fix CRYPTOLAB_KAFKA_SASL_USERNAME / CRYPTOLAB_KAFKA_SASL_PASSWORD"
-                if refused
-                else "start the broker, or fix CRYPTOLAB_KAFKA_BOOTSTRAP (from the host use the "
-                "broker's host listener, e.g. localhost:9092 with docker-compose)",
+                f"cannot reach Kafka at {bootstrap}" if unreachable else f"{exc} [{security}]",
+                "start the broker, or fix CRYPTOLAB_KAFKA_BOOTSTRAP (from the host use the "
+                "broker's host listener, e.g. localhost:9092 with docker-compose)"
+                if unreachable
+                else "fix CRYPTOLAB_KAFKA_SECURITY_PROTOCOL / _SASL_MECHANISM / _SASL_USERNAME / "
+                "_SASL_PASSWORD / _SSL_CAFILE",
             )
         ]
     state = "exists" if settings.topic in topics else "is created on the first start"

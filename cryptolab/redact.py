@@ -29,6 +29,8 @@ def register(*values: str | None) -> None:
             if value and len(value) >= MIN_SECRET_CHARS:
                 _secrets.add(value)
                 _secrets.add(quote(value, safe=""))
+                _secrets.add(repr(value.encode())[2:-1])  # as in a logged bytes repr
+                _secrets.add(repr(value)[1:-1])
 
 
 def redact(text: str) -> str:

@@ -17,7 +17,7 @@ an authentication failure into an error naming the user and the settings to chec
 from __future__ import annotations
 
 import contextlib
-import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,43 +151,50 @@ def describe_kafka_security(settings: Settings) -> str:
     return " ".join(parts)
 
 
-class _AuthFailures(logging.Handler):
-    """Collects kafka-python's log lines about refused credentials."""
+_verified: set[tuple[str, str]] = set()
+_verified_lock = threading.Lock()
 
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if "Authentication" in text or "SaslAuthenticationFailed" in text:
-            self.messages.append(text)
+def preflight(settings: Settings, bootstrap: str) -> None:
+    """With TLS or SASL configured, check the login once per process and bootstrap before the
+    first client: a refused login fails at once with the broker's reason instead of after the
+    client's bootstrap timeout. An unreachable broker is left to the client's own retries."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return
+    from cryptolab.bus.probe import UNREACHABLE, sasl_probe
+
+    key = (bootstrap, describe_kafka_security(settings) + str(hash(_password(settings))))
+    with _verified_lock:
+        if key in _verified:
+            return
+    verdict = sasl_probe(settings, bootstrap)
+    if verdict is None:
+        with _verified_lock:
+            _verified.add(key)
+    elif not verdict.startswith(UNREACHABLE):
+        raise BrokerError(f"Kafka at {bootstrap} {verdict}")
 
 
 @contextlib.contextmanager
 def explain_kafka_failure(settings: Settings, bootstrap: str, what: str) -> Iterator[None]:
-    """Turn a failure to reach Kafka into a BrokerError that says why: refused credentials
-    (naming the user and the settings to check, never the password) or unreachable."""
+    """Check the login first (:func:`preflight`), then turn a failure to reach Kafka into a
+    BrokerError that says why: the broker's own verdict when TLS or SASL is configured (refused
+    credentials naming the user and the settings to check, never the password; an untrusted
+    certificate; a disabled mechanism), else "cannot reach"."""
     from kafka.errors import KafkaError
 
-    handler = _AuthFailures()
-    kafka_log = logging.getLogger("kafka")
-    old_level = kafka_log.level
-    kafka_log.addHandler(handler)
-    if kafka_log.getEffectiveLevel() > logging.ERROR:
-        kafka_log.setLevel(logging.ERROR)
+    try:
+        preflight(settings, bootstrap)
+    except BrokerError as exc:
+        raise BrokerError(f"{what}: {exc}") from None
     try:
         yield
     except (KafkaError, OSError, ValueError) as exc:
-        if handler.messages:
-            raise BrokerError(
-                f"{what}: Kafka at {bootstrap} refused the credentials of user "
-                f"{settings.kafka_sasl_username!r} ({settings.kafka_security_protocol}/"
-                f"{settings.kafka_sasl_mechanism}): {handler.messages[-1]}. Check "
-                "CRYPTOLAB_KAFKA_SASL_USERNAME, CRYPTOLAB_KAFKA_SASL_PASSWORD and "
-                "CRYPTOLAB_KAFKA_SASL_MECHANISM"
-            ) from exc
+        verdict = None
+        if settings.kafka_security_protocol != "PLAINTEXT":
+            from cryptolab.bus.probe import sasl_probe
+
+            verdict = sasl_probe(settings, bootstrap)
+        if verdict:
+            raise BrokerError(f"{what}: Kafka at {bootstrap} {verdict}") from exc
         raise BrokerError(f"{what}: cannot reach Kafka at {bootstrap}: {exc}") from exc
-    finally:
-        kafka_log.removeHandler(handler)
-        kafka_log.setLevel(old_level)

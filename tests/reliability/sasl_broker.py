@@ -49,6 +49,7 @@ class SaslBroker(LocalBroker):
             for line in path.read_text().splitlines()
             if line.split("=", 1)[0] not in props
         ]
-        lines += [f"{k}={v}" for k, v in props.items()]
+        # a .properties file treats backslashes as escapes: double them
+        lines += [f"{k}={v.replace(chr(92), chr(92) * 2)}" for k, v in props.items()]
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -1,0 +1,148 @@
+"""Kafka credentials reach every client: a real broker that only accepts SASL/PLAIN users,
+our producer writing and Spark's Kafka source reading with them; a wrong password is a clear
+error, quickly, that never shows the password."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cryptolab.bus.producer import TradeProducer
+from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.errors import BrokerError, StreamingError
+from cryptolab.feeds.synth import synth_frames
+from cryptolab.settings import load_settings
+from cryptolab.store import open_store, queries
+from cryptolab.streaming.job import StreamingJob
+from tests.reliability.results import record
+from tests.reliability.sasl_broker import SaslBroker
+
+USER = "alice"
+PASSWORD = "Al1ce-kafka-Pw\"quote\\slash"  # JAAS quoting must survive these
+WRONG = "not-alice-s-password"
+ERROR_WITHIN_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
+    broker = SaslBroker(
+        load_settings(data_dir=tmp_path_factory.mktemp("sasl-broker")), {USER: PASSWORD}
+    )
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def sasl_settings(make_settings: Any, broker: SaslBroker, password: str, **extra: Any) -> Any:
+    return make_settings(
+        kafka_bootstrap=broker.sasl_bootstrap,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username=USER,
+        kafka_sasl_password=password,
+        **extra,
+    )
+
+
+def test_producer_and_spark_use_the_sasl_credentials(
+    spark: Any, sasl_broker: SaslBroker, make_settings: Any
+) -> None:
+    settings = sasl_settings(make_settings, sasl_broker, PASSWORD, trigger_seconds=0.5)
+    bootstrap = sasl_broker.sasl_bootstrap
+    frames = list(synth_frames(["BTCUSDT", "ETHUSDT"], 20, 20, seed=5))
+    started = time.monotonic()
+    ensure_topics(settings, bootstrap)
+    producer = TradeProducer(settings, bootstrap)
+    producer.publish_all(frames)
+    producer.flush()
+    producer.close()
+    produced = producer.stats.trades
+    target = end_offsets(bootstrap, settings.topic, settings)
+    assert sum(target.values()) == produced > 0
+
+    store = open_store(settings)
+    job = StreamingJob(spark, settings, bootstrap, store).start()
+    try:
+        deadline = time.monotonic() + 180
+        while not job.caught_up(target):
+            assert time.monotonic() < deadline, f"spark did not catch up: {job.processed()}"
+            time.sleep(0.5)
+    finally:
+        job.stop()
+    stored = sum(queries.trade_counts(store).values())
+    store.close()
+    assert stored == produced
+    record(
+        "security",
+        "kafka SASL/PLAIN credentials",
+        attempted="broker with a SASL_PLAINTEXT/PLAIN-only listener; producer, admin, consumer "
+        "and Spark's Kafka source given CRYPTOLAB_KAFKA_SASL_*",
+        trades_produced=produced,
+        trades_in_kafka=sum(target.values()),
+        trades_stored_by_spark=stored,
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def test_a_wrong_kafka_password_is_a_clear_quick_error(
+    spark: Any, sasl_broker: SaslBroker, make_settings: Any
+) -> None:
+    bootstrap = sasl_broker.sasl_bootstrap
+    good = sasl_settings(make_settings, sasl_broker, PASSWORD)
+    ensure_topics(good, bootstrap)
+    wrong = sasl_settings(make_settings, sasl_broker, WRONG, topic=good.topic)
+
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as admin_error:
+        ensure_topics(wrong, bootstrap)
+    admin_s = time.monotonic() - started
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as producer_error:
+        _ = TradeProducer(wrong, bootstrap).client
+    producer_s = time.monotonic() - started
+    for caught in (admin_error, producer_error):
+        message = str(caught.value)
+        assert f"refused the credentials of user '{USER}'" in message, message
+        assert "CRYPTOLAB_KAFKA_SASL_PASSWORD" in message
+        assert WRONG not in message and PASSWORD not in message
+    assert admin_s < ERROR_WITHIN_S and producer_s < ERROR_WITHIN_S
+
+    store = open_store(wrong)
+    job = StreamingJob(spark, wrong, bootstrap, store).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(StreamingError) as spark_error:
+            while time.monotonic() - started < 120:
+                job.raise_if_failed()
+                time.sleep(0.5)
+    finally:
+        job.stop()
+        store.close()
+    spark_s = time.monotonic() - started
+    spark_message = str(spark_error.value)
+    assert "Authentication failed" in spark_message or "SaslAuthentication" in spark_message
+    assert WRONG not in spark_message and PASSWORD not in spark_message
+    record(
+        "security",
+        "kafka wrong password",
+        attempted="same broker, CRYPTOLAB_KAFKA_SASL_PASSWORD wrong: topic admin, producer, "
+        "Spark's Kafka source",
+        admin_error_after_s=round(admin_s, 1),
+        producer_error_after_s=round(producer_s, 1),
+        spark_error_after_s=round(spark_s, 1),
+        password_in_messages="no",
+        admin_message=str(admin_error.value)[:160],
+    )
+
+
+def test_plaintext_clients_cannot_use_the_sasl_listener(
+    sasl_broker: SaslBroker, make_settings: Any, tmp_path: Path
+) -> None:
+    """The control: without credentials the SASL listener does not serve metadata."""
+    settings = make_settings(kafka_bootstrap=sasl_broker.sasl_bootstrap)
+    with pytest.raises(BrokerError):
+        ensure_topics(settings, sasl_broker.sasl_bootstrap)
