@@ -45,9 +45,7 @@ class SaslBroker(LocalBroker):
             "listener.name.sasl.plain.sasl.jaas.config": jaas,
         }
         lines = [
-            line
-            for line in path.read_text().splitlines()
-            if line.split("=", 1)[0] not in props
+            line for line in path.read_text().splitlines() if line.split("=", 1)[0] not in props
         ]
         # a .properties file treats backslashes as escapes: double them
         lines += [f"{k}={v.replace(chr(92), chr(92) * 2)}" for k, v in props.items()]
