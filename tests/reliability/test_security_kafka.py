@@ -22,7 +22,7 @@ from tests.reliability.results import record
 from tests.reliability.sasl_broker import SaslBroker
 
 USER = "alice"
-PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # JAAS quoting must survive these
+PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # JAAS quoting; secret-scan: allow
 WRONG = "not-alice-s-password"
 ERROR_WITHIN_S = 10.0
 
