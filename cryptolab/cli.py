@@ -35,17 +35,24 @@ def _iso(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 time: {text!r} (e.g. 2026-11-01T00:00:00Z)"
+            f"not an ISO 8601 time: {text[:40]!r} (e.g. 2026-11-01T00:00:00Z)"
         ) from None
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
 
 
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text[:40]!r}")
     return value
 
 
@@ -392,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--interval", default="10s", help="10s, 1m, 5m, 15m, 1h or 1d")
     qc.add_argument("--start", type=_iso)
     qc.add_argument("--end", type=_iso)
-    qc.add_argument("--last", type=int, help="only the newest N candles")
+    qc.add_argument("--last", type=_count, help="only the newest N candles")
     qc.add_argument("--format", choices=("csv", "json", "table"), default="table")
     qc.set_defaults(func=cmd_query)
 

@@ -68,13 +68,19 @@ def http_target(url: str, settings: Settings) -> HttpTarget:
         port = parts.port or (8443 if parts.scheme == "https" else 8123)
     except ValueError as exc:
         raise StoreError(f"bad port in ClickHouse URL {mask_url(url)}: {exc}") from exc
+    database = unquote(parts.path.strip("/")) or settings.clickhouse_database
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise StoreError(
+            f"database {database[:40]!r} in the ClickHouse URL must be letters, digits and "
+            "underscores"
+        )
     return HttpTarget(
         scheme=parts.scheme,
         host=parts.hostname or "localhost",
         port=port,
         user=unquote(parts.username) if parts.username else settings.clickhouse_user or "default",
         password=password or "",
-        database=parts.path.strip("/") or settings.clickhouse_database,
+        database=database,
         verify=settings.clickhouse_verify,
         ca_cert=str(settings.clickhouse_ca_cert.resolve()) if settings.clickhouse_ca_cert else None,
     )
