@@ -336,10 +336,12 @@ def cmd_jars(args: argparse.Namespace) -> int:
 
 def cmd_dash(args: argparse.Namespace) -> int:
 
+    from cryptolab.dashboard.auth import require_safe_binding
     from cryptolab.dashboard.server import DashServer
     from cryptolab.store import open_store
 
     settings = _settings(args, dash_host=args.host, dash_port=args.port)
+    require_safe_binding(settings)  # before opening anything
     store = open_store(settings)
     server = DashServer.start(store, settings)
     print(f"dashboard: {server.url}", flush=True)
