@@ -4,6 +4,8 @@ error, quickly, that never shows the password."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +17,11 @@ from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import BrokerError, StreamingError
 from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tape import write_frames
 from cryptolab.settings import load_settings
 from cryptolab.store import open_store, queries
 from cryptolab.streaming.job import StreamingJob
+from tests.e2e.helpers import environment
 from tests.reliability.results import record
 from tests.reliability.sasl_broker import SaslBroker
 
@@ -146,3 +150,55 @@ def test_plaintext_clients_cannot_use_the_sasl_listener(
     settings = make_settings(kafka_bootstrap=sasl_broker.sasl_bootstrap)
     with pytest.raises(BrokerError):
         ensure_topics(settings, sasl_broker.sasl_bootstrap)
+
+
+def test_cli_at_debug_level_never_prints_the_kafka_password(
+    sasl_broker: SaslBroker, tmp_path: Path
+) -> None:
+    """kafka-python logs its configuration and SASL bytes at DEBUG: `-vv` must mask them."""
+    tape = tmp_path / "tape.jsonl"
+    frames = list(synth_frames(["BTCUSDT"], 5, 10, seed=3))
+    write_frames(tape, frames)
+    env = environment(
+        tmp_path / "data",
+        CRYPTOLAB_KAFKA_BOOTSTRAP=sasl_broker.sasl_bootstrap,
+        CRYPTOLAB_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        CRYPTOLAB_KAFKA_SASL_MECHANISM="PLAIN",
+        CRYPTOLAB_KAFKA_SASL_USERNAME=USER,
+        CRYPTOLAB_KAFKA_SASL_PASSWORD=PASSWORD,
+        CRYPTOLAB_TOPIC="cli_sasl_trades",
+        CRYPTOLAB_DLQ_TOPIC="cli_sasl_dlq",
+    )
+    forms = {PASSWORD, repr(PASSWORD.encode())[2:-1], repr(PASSWORD)[1:-1]}
+    outputs = []
+    for args in (
+        ["-vv", "doctor"],
+        ["-vv", "produce", "--source", "replay", "--tape", str(tape), "--speed", "max"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "cryptolab", *args],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
+        output = done.stdout + done.stderr
+        outputs.append(output)
+        assert not [f for f in forms if f in output], output[-1500:]
+    assert "DEBUG kafka" in outputs[1]  # the client's debug log really was on
+    assert "answers (SASL_PLAINTEXT PLAIN user=alice password=***)" in outputs[0], outputs[0]
+    published = f"published frames={len(frames)} trades={len(frames)} dlq=0"
+    assert published in outputs[1], outputs[1][-800:]
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    for path in files:
+        assert not [f for f in forms if f in path.read_text(errors="replace")], path
+    record(
+        "security",
+        "kafka password at -vv",
+        attempted="`cryptolab -vv doctor` and `-vv produce` against the SASL broker (kafka-python "
+        "logs its config and SASL bytes at DEBUG)",
+        debug_lines=sum(o.count(" DEBUG ") for o in outputs),
+        output_chars_checked=sum(len(o) for o in outputs),
+        password_found=0,
+    )
