@@ -39,7 +39,7 @@ def leaks(text: str, secrets: list[str]) -> list[str]:
 
 def test_secrets_never_appear_in_output_logs_or_errors(tmp_path: Path) -> None:
     dotenv_ch, dotenv_dash, compose_only = secret("chpw"), secret("dashpw"), secret("compose")
-    env_kafka, url_password = secret("kafkapw"), secret("urlpw")
+    env_kafka, url_password = secret("kafka"), secret("url")
     secrets = [dotenv_ch, dotenv_dash, compose_only, env_kafka, url_password]
     work = tmp_path / "work"
     work.mkdir()
