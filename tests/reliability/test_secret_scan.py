@@ -38,8 +38,8 @@ def test_no_committed_file_looks_like_a_secret() -> None:
         "secret scan of the repository",
         attempted="scripts/secret_scan.py over `git ls-files` (11 rules, allow-list: "
         "'secret-scan: allow' lines and .secretscan-allow)",
-        files_scanned=files,
-        findings=0,
+        cases=files,
+        observed=f"{files} tracked files scanned, 0 findings",
     )
 
 
@@ -132,8 +132,8 @@ def test_planted_secrets_are_caught_and_allow_lists_work(tmp_path: Path) -> None
         "secret scan catches planted secrets",
         attempted="a temporary git repo with one planted secret per rule, placeholder and "
         "look-alike lines, a 'secret-scan: allow' line and a .secretscan-allow glob",
-        planted=len(planted),
-        caught=len(planted) - len(missed),
-        false_positives=len(reported - {n for n, _, _ in planted.values()}),
-        clean_lines_checked=len(CLEAN_LINES),
+        cases=len(planted) + len(CLEAN_LINES) + 2,
+        observed=f"planted {len(planted)}, caught {len(planted) - len(missed)} (values masked); "
+        f"false positives {len(reported - {n for n, _, _ in planted.values()})} over "
+        f"{len(CLEAN_LINES)} look-alike lines; allowed line and glob not reported",
     )

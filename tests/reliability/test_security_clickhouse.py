@@ -85,10 +85,9 @@ def test_user_and_password_from_settings_reach_the_server(
         "clickhouse user/password",
         attempted=f"clickhouse-server 18.16.1, user {USER!r} with a password; `cryptolab doctor` "
         "and `query` with CRYPTOLAB_CLICKHOUSE_USER/_PASSWORD, right then wrong",
-        cli_runs=runs,
-        right_password="accepted (server then refused as too old)",
-        wrong_password=f"refused user '{USER}'",
-        password_in_output="no",
+        cases=runs,
+        observed=f"{runs} CLI runs: right password accepted (then 'too old'), wrong one "
+        f"'refused user {USER!r}'; password in output: 0 times",
     )
 
 
@@ -124,8 +123,7 @@ def test_https_is_verified_against_the_configured_ca(
         "clickhouse TLS",
         attempted="https port with a certificate from a throwaway CA; CRYPTOLAB_CLICKHOUSE_CA_CERT "
         "set, unset, and CRYPTOLAB_CLICKHOUSE_VERIFY=false",
-        with_ca="verified, logged in",
-        without_ca="refused: TLS certificate not trusted",
-        verify_false="connects (no verification)",
-        wrong_password_over_tls=f"refused user '{USER}'",
+        cases=4,
+        observed="with the CA: verified and logged in; without: 'TLS certificate not trusted'; "
+        f"VERIFY=false: connects; wrong password over TLS: 'refused user {USER!r}'",
     )

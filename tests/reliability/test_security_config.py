@@ -89,7 +89,7 @@ def test_security_needs_an_external_cluster_and_the_combinations_are_recorded() 
         "kafka security settings",
         attempted="SASL_SSL/SCRAM-SHA-512 + CA file mapped to kafka-python and Spark options; "
         "inconsistent combinations loaded",
-        inconsistent_combinations=len(BAD) + 1,
-        rejected_with_config_error=len(BAD) + 1,
-        password_in_errors="no",
+        cases=len(BAD) + 1,
+        observed=f"{len(BAD) + 1} of {len(BAD) + 1} combinations rejected with a ConfigError "
+        "naming the setting; password in errors: 0 times",
     )

@@ -90,11 +90,10 @@ def test_every_route_needs_the_password(make_settings: Any) -> None:
         "dashboard basic auth",
         attempted="real HTTP to /, /_dash-layout, /_dash-dependencies, /assets/..., a component "
         "bundle and POST /_dash-update-component; no / wrong / right credentials",
-        routes=len(routes),
-        no_credentials=f"{statuses['none'].count(401)}x401",
-        wrong_password=f"{statuses['wrong password'].count(401)}x401",
-        wrong_user=f"{statuses['wrong user'].count(401)}x401",
-        right_credentials=f"{right.count(200)}x200",
+        cases=len(routes) * 4,
+        observed=f"{len(routes)} routes: no credentials {statuses['none'].count(401)}x401, wrong "
+        f"password {statuses['wrong password'].count(401)}x401, wrong user "
+        f"{statuses['wrong user'].count(401)}x401, right {right.count(200)}x200",
     )
 
 
@@ -145,9 +144,8 @@ def test_a_public_address_needs_a_password_or_an_explicit_opt_out(
         "dashboard binding",
         attempted="default host; 0.0.0.0 without a password (library, `cryptolab dash`, "
         "`cryptolab up`), with a password, with CRYPTOLAB_DASH_ALLOW_NO_AUTH=true",
-        default_host="127.0.0.1",
-        public_without_password="refused (ConfigError / exit 2), port not opened",
-        refused_after_s=refusals,
-        public_with_password="401 without credentials",
-        public_with_opt_out="200",
+        cases=5,
+        observed="default 127.0.0.1; 0.0.0.0 without a password refused (library ConfigError, "
+        f"`dash` exit 2 in {refusals['dash']} s, `up` exit 2 in {refusals['up']} s before the "
+        "broker), port not opened; with a password 401; with the opt-out 200",
     )

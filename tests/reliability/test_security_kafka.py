@@ -85,9 +85,9 @@ def test_producer_and_spark_use_the_sasl_credentials(
         "kafka SASL/PLAIN credentials",
         attempted="broker with a SASL_PLAINTEXT/PLAIN-only listener; producer, admin, consumer "
         "and Spark's Kafka source given CRYPTOLAB_KAFKA_SASL_*",
-        trades_produced=produced,
-        trades_in_kafka=sum(target.values()),
-        trades_stored_by_spark=stored,
+        cases=produced,
+        observed=f"trades produced {produced}, in Kafka {sum(target.values())}, stored by "
+        f"Spark {stored}",
         seconds=round(time.monotonic() - started, 1),
     )
 
@@ -135,11 +135,10 @@ def test_a_wrong_kafka_password_is_a_clear_quick_error(
         "kafka wrong password",
         attempted="same broker, CRYPTOLAB_KAFKA_SASL_PASSWORD wrong: topic admin, producer, "
         "Spark's Kafka source",
-        admin_error_after_s=round(admin_s, 1),
-        producer_error_after_s=round(producer_s, 1),
-        spark_error_after_s=round(spark_s, 1),
-        password_in_messages="no",
-        admin_message=str(admin_error.value)[:160],
+        cases=3,
+        observed=f"admin error after {admin_s:.1f} s, producer {producer_s:.1f} s, Spark query "
+        f"failed after {spark_s:.1f} s; 'refused the credentials of user {USER!r} ... Invalid "
+        "username or password'; password in messages: 0 times",
     )
 
 
@@ -198,7 +197,8 @@ def test_cli_at_debug_level_never_prints_the_kafka_password(
         "kafka password at -vv",
         attempted="`cryptolab -vv doctor` and `-vv produce` against the SASL broker (kafka-python "
         "logs its config and SASL bytes at DEBUG)",
-        debug_lines=sum(o.count(" DEBUG ") for o in outputs),
-        output_chars_checked=sum(len(o) for o in outputs),
-        password_found=0,
+        cases=len(outputs),
+        observed=f"{sum(o.count(' DEBUG ') for o in outputs)} DEBUG lines, "
+        f"{sum(len(o) for o in outputs):,} chars and {len(files)} files checked: password "
+        "found 0 times",
     )

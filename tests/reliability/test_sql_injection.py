@@ -143,11 +143,10 @@ def test_command_line_parameters(
         "sql injection: command line",
         attempted="query candles --symbol/--interval/--start/--end/--last, reconcile "
         "--since/--until, report --symbol",
-        payloads=len(PAYLOADS),
-        attempts=outcomes.total,
-        validation_errors=outcomes.counts["validation error"],
-        tables_intact="yes",
-        trades_before_after=f"{before[f'{store.database}.trades']} / "
+        cases=outcomes.total,
+        observed=f"{len(PAYLOADS)} payloads, {outcomes.total} commands: "
+        f"{outcomes.counts['validation error']} exit 2 with one line; tables intact "
+        f"({len(after)}), trades before/after {before[f'{store.database}.trades']} / "
         f"{after[f'{store.database}.trades']}",
     )
 
@@ -264,12 +263,11 @@ def test_dashboard_callbacks_over_http(loaded: tuple[Store, Settings]) -> None:
         "sql injection: dashboard",
         attempted="real HTTP POST /_dash-update-component: chart (symbol, interval, range, "
         "custom start/end), tiles (symbol), URL ?symbol=&interval=&start=",
-        payloads=len(PAYLOADS),
-        attempts=outcomes.total,
-        http_statuses={str(k): v for k, v in sorted(statuses.items())},
-        candles_shown_for_payloads=shown,
-        tables_intact="yes",
-        candles_before_after=f"{before[f'{store.database}.{CANDLES_10S}']} / "
+        cases=outcomes.total,
+        observed=f"{len(PAYLOADS)} payloads, {outcomes.total} requests: HTTP "
+        + ", ".join(f"{k}x{v}" for k, v in sorted(statuses.items()))
+        + f"; candles shown for payloads {shown}; tables intact ({len(after)}), candles "
+        f"before/after {before[f'{store.database}.{CANDLES_10S}']} / "
         f"{after[f'{store.database}.{CANDLES_10S}']}",
     )
 
@@ -318,10 +316,8 @@ def test_notebook_api(loaded: tuple[Store, Settings], make_settings: Any) -> Non
         "sql injection: notebook API",
         attempted="lab.MarketData.require_trades, lab.period, store.market.* and "
         "store.queries.* with hostile symbols, intervals, times and database names",
-        payloads=len(PAYLOADS),
-        attempts=outcomes.total,
-        empty_results=outcomes.counts["empty result"],
-        validation_errors=outcomes.counts["clear error"],
-        tables_intact="yes",
-        tables_checked=len(after),
+        cases=outcomes.total,
+        observed=f"{len(PAYLOADS)} payloads, {outcomes.total} calls: "
+        f"{outcomes.counts['empty result']} empty results, {outcomes.counts['clear error']} "
+        f"clear errors; tables intact ({len(after)}), rows unchanged",
     )
