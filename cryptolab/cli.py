@@ -537,6 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"cryptolab: error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or directory cryptolab needs: say which and why, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"cryptolab: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr | None = None
     clickhouse_verify: bool = Field(True, description="https: verify the server certificate")
     clickhouse_ca_cert: Path | None = Field(None, description="https: PEM CA of the server")
+    store_retry_seconds: float = Field(
+        300.0, ge=0, description="retry a failed store write this long before the stream stops"
+    )
 
     # Exactness and retention
     reconcile_every_seconds: float = Field(
@@ -221,6 +224,22 @@ def load_settings(**overrides: Any) -> Settings:
     redact.register(*settings.secret_values())
     check_kafka_security(settings)
     return settings
+
+
+def require_writable_dir(path: Path, setting: str) -> Path:
+    """Create ``path`` if needed and prove it takes a file; else a ConfigError naming the
+    setting, the path and the reason (read-only, full, not a directory, permissions)."""
+    probe = path / ".cryptolab-write-test"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}={path} is not a writable directory ({exc.strerror or exc}): point "
+            f"{setting} at a writable place with free space, or fix its permissions"
+        ) from exc
+    return path
 
 
 def python_for_workers() -> str:

@@ -22,7 +22,7 @@ from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import CryptolabError, StreamingError
 from cryptolab.feeds.source import Source
 from cryptolab.model import WINDOW_SECONDS
-from cryptolab.settings import Settings
+from cryptolab.settings import Settings, require_writable_dir
 from cryptolab.store import Store, open_store, queries
 from cryptolab.store.reconcile import ReconcileReport, closed_horizon, reconcile, touched_since
 from cryptolab.streaming.job import StreamingJob
@@ -125,6 +125,7 @@ class Stack:
             from cryptolab.dashboard.auth import require_safe_binding
 
             require_safe_binding(settings)
+        require_writable_dir(settings.data_dir, "CRYPTOLAB_DATA_DIR")
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC) - timedelta(seconds=1)
         if settings.kafka_bootstrap:
@@ -246,7 +247,10 @@ class Stack:
         horizon = closed_horizon(self.store, margin)
         if horizon is not None:
             start = horizon - timedelta(seconds=self.settings.reconcile_lookback_seconds)
-            self._record(reconcile(self.store, start, horizon))
+            try:
+                self._record(reconcile(self.store, start, horizon))
+            except Exception as exc:  # the store is down or full: the next round retries
+                log.warning("reconcile skipped this round error=%s", str(exc).splitlines()[0])
 
     def _record(self, report: ReconcileReport) -> None:
         self.reconcile_reports.append(report)

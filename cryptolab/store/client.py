@@ -23,6 +23,18 @@ from cryptolab.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def masked_url(url: str) -> str:
+    """``url`` fit for logs and errors: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + host).geturl()
+
+
 class Store:
     """A ClickHouse client bound to one database. Thread-safe (calls are serialised)."""
 
@@ -70,7 +82,11 @@ class Store:
 def _connect_chdb(path: str) -> Any:
     import clickhouse_connect
 
-    Path(path).mkdir(parents=True, exist_ok=True)
+    from cryptolab.settings import require_writable_dir
+
+    require_writable_dir(
+        Path(path), "the ClickHouse data dir (CRYPTOLAB_CLICKHOUSE_URL / _DATA_DIR)"
+    )
     try:
         return clickhouse_connect.get_client(dsn=f"chdb://{path}")
     except Exception as exc:  # chDB raises plain RuntimeError/ChdbError for lock conflicts

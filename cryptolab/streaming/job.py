@@ -186,7 +186,7 @@ class StreamingJob:
         names = {f"trades_{self.store.database}", f"candles_{self.store.database}"}
         self.metrics = MetricsRecorder(self.store, names)
         self.spark.streams.addListener(self.metrics)
-        sink = StoreSink(self.store)
+        sink = StoreSink(self.store, self.settings.store_retry_seconds)
         rows = read_trades(self.spark, self.settings, self.bootstrap)
         trigger = f"{self.settings.trigger_seconds} seconds"
         self.queries["trades"] = (
@@ -216,6 +216,8 @@ class StreamingJob:
         for name, query in self.queries.items():
             exc = query.exception()
             if exc is not None:
+                if self.sink is not None and self.sink.failure is not None:
+                    raise self.sink.failure  # the store gave up: say so, not Spark's traceback
                 raise StreamingError(f"streaming query {name!r} failed: {exc}")
 
     def processed(self) -> dict[str, dict[int, int]]:
