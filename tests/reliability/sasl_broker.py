@@ -30,6 +30,8 @@ class SaslBroker(LocalBroker):
         return f"127.0.0.1:{self.sasl_port}"
 
     def _write_properties(self, broker: int, controller: int) -> Path:
+        while self.sasl_port in (broker, controller):
+            self.sasl_port = free_port()
         path = super()._write_properties(broker, controller)
         users = " ".join(f"user_{n}={_jaas_quote(p)}" for n, p in self.users.items())
         jaas = f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
