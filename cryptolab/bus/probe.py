@@ -69,8 +69,16 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
     mechanism = str(settings.kafka_sasl_mechanism)
     try:
         sock = _open(settings, host.strip("[]"), int(port_text))
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"presented a certificate that does not verify ({exc.verify_message}): set "
+            "CRYPTOLAB_KAFKA_SSL_CAFILE to the PEM CA that signed the brokers' certificates"
+        )
     except ssl.SSLError as exc:
-        return f"the TLS handshake with {address} failed ({exc}); check CRYPTOLAB_KAFKA_SSL_CAFILE"
+        return (
+            f"could not complete a TLS handshake ({exc}): is this an SSL listener, and is "
+            "CRYPTOLAB_KAFKA_SECURITY_PROTOCOL right?"
+        )
     except (OSError, ValueError) as exc:
         return f"{UNREACHABLE} {address} ({exc})"
     with sock:
@@ -94,7 +102,7 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
             sock.sendall(_request(SASL_AUTHENTICATE, 1, 2, struct.pack(">i", len(token)) + token))
             body = _read_response(sock)
         except (OSError, struct.error) as exc:
-            return f"{address} closed the connection during SASL authentication ({exc})"
+            return f"closed the connection during SASL authentication ({exc})"
     error = struct.unpack(">h", body[:2])[0]
     if error == 0:
         return None

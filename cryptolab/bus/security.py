@@ -192,9 +192,11 @@ def explain_kafka_failure(settings: Settings, bootstrap: str, what: str) -> Iter
     except (KafkaError, OSError, ValueError) as exc:
         verdict = None
         if settings.kafka_security_protocol != "PLAINTEXT":
-            from cryptolab.bus.probe import sasl_probe
+            from cryptolab.bus.probe import UNREACHABLE, sasl_probe
 
             verdict = sasl_probe(settings, bootstrap)
+            if verdict is not None and verdict.startswith(UNREACHABLE):
+                verdict = None
         if verdict:
             raise BrokerError(f"{what}: Kafka at {bootstrap} {verdict}") from exc
         raise BrokerError(f"{what}: cannot reach Kafka at {bootstrap}: {exc}") from exc

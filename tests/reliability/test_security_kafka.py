@@ -1,5 +1,6 @@
-"""Kafka credentials reach every client: a real broker that only accepts SASL/PLAIN users,
-our producer writing and Spark's Kafka source reading with them; a wrong password is a clear
+"""Kafka credentials reach every client: a real broker that only accepts SASL/PLAIN users
+(over plain TCP, and over TLS with a certificate from a throwaway CA), our producer writing and
+Spark's Kafka source reading with them; a wrong password or an untrusted certificate is a clear
 error, quickly, that never shows the password."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cryptolab.streaming.job import StreamingJob
 from tests.e2e.helpers import environment
 from tests.reliability.results import record
 from tests.reliability.sasl_broker import SaslBroker
+from tests.reliability.tls_certs import Certificates, make_certificates
 
 USER = "alice"
 PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # JAAS quoting; secret-scan: allow
@@ -32,9 +34,18 @@ ERROR_WITHIN_S = 10.0
 
 
 @pytest.fixture(scope="module")
-def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("kafka-certs"))
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(
+    tmp_path_factory: pytest.TempPathFactory, certs: Certificates
+) -> Iterator[SaslBroker]:
     broker = SaslBroker(
-        load_settings(data_dir=tmp_path_factory.mktemp("sasl-broker")), {USER: PASSWORD}
+        load_settings(data_dir=tmp_path_factory.mktemp("sasl-broker")),
+        {USER: PASSWORD},
+        tls=(certs.cert, certs.key),
     )
     broker.start()
     yield broker
@@ -201,4 +212,58 @@ def test_cli_at_debug_level_never_prints_the_kafka_password(
         observed=f"{sum(o.count(' DEBUG ') for o in outputs)} DEBUG lines, "
         f"{sum(len(o) for o in outputs):,} chars and {len(files)} files checked: password "
         "found 0 times",
+    )
+
+
+def test_sasl_ssl_with_the_ca_file_for_producer_and_spark(
+    spark: Any, sasl_broker: SaslBroker, certs: Certificates, make_settings: Any
+) -> None:
+    bootstrap = sasl_broker.sasl_ssl_bootstrap
+    secured = {
+        "kafka_bootstrap": bootstrap,
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_mechanism": "PLAIN",
+        "kafka_sasl_username": USER,
+        "kafka_sasl_password": PASSWORD,
+    }
+    untrusted = make_settings(**secured)  # the system CAs do not know the throwaway CA
+    started = time.monotonic()
+    with pytest.raises(BrokerError, match="certificate that does not verify") as caught:
+        ensure_topics(untrusted, bootstrap)
+    untrusted_s = time.monotonic() - started
+    assert "CRYPTOLAB_KAFKA_SSL_CAFILE" in str(caught.value) and untrusted_s < ERROR_WITHIN_S
+
+    settings = make_settings(**secured, kafka_ssl_cafile=certs.ca, trigger_seconds=0.5)
+    frames = list(synth_frames(["BTCUSDT"], 10, 20, seed=9))
+    started = time.monotonic()
+    ensure_topics(settings, bootstrap)
+    producer = TradeProducer(settings, bootstrap)
+    producer.publish_all(frames)
+    producer.flush()
+    producer.close()
+    produced = producer.stats.trades
+    target = end_offsets(bootstrap, settings.topic, settings)
+    store = open_store(settings)
+    job = StreamingJob(spark, settings, bootstrap, store).start()
+    try:
+        deadline = time.monotonic() + 180
+        while not job.caught_up(target):
+            assert time.monotonic() < deadline, f"spark did not catch up: {job.processed()}"
+            time.sleep(0.5)
+    finally:
+        job.stop()
+    stored = sum(queries.trade_counts(store).values())
+    store.close()
+    assert sum(target.values()) == produced == stored > 0
+    record(
+        "security",
+        "kafka SASL_SSL with a CA file",
+        attempted="SASL_SSL listener with a certificate from a throwaway CA; clients without "
+        "CRYPTOLAB_KAFKA_SSL_CAFILE, then with it (kafka-python ssl_cafile, Spark PEM "
+        "truststore)",
+        cases=produced,
+        observed=f"without the CA: refused in {untrusted_s:.1f} s ('certificate that does not "
+        f"verify'); with it: trades produced {produced}, in Kafka {sum(target.values())}, "
+        f"stored by Spark {stored}",
+        seconds=round(time.monotonic() - started, 1),
     )
