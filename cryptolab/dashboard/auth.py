@@ -2,7 +2,8 @@
 
 * ``CRYPTOLAB_DASH_PASSWORD`` set: every request (the page, ``/_dash-layout``,
   ``/_dash-update-component``, ``/assets/...``, component bundles) needs basic auth as
-  ``CRYPTOLAB_DASH_USER`` (default ``cryptolab``); anything else gets 401.
+  ``CRYPTOLAB_DASH_USER`` (default ``cryptolab``); anything else gets 401. The one exception is
+  Dash's ``/_alive_<token>`` (it answers "Alive", nothing else), which its Jupyter mode polls.
 * Binding a non-loopback ``dash_host`` (e.g. ``0.0.0.0``) without a password is refused, unless
   ``CRYPTOLAB_DASH_ALLOW_NO_AUTH=true`` says something in front (a reverse proxy with its own
   login, a container port published on 127.0.0.1 only) already guards it.
@@ -23,6 +24,8 @@ from cryptolab.settings import Settings
 log = logging.getLogger(__name__)
 
 REALM = "cryptolab"
+ALIVE_PREFIX = "/_alive_"
+"""Dash's liveness route (answers only "Alive"): open, so ``show()`` works with a password."""
 
 
 def is_loopback(host: str) -> bool:
@@ -73,6 +76,8 @@ def install_basic_auth(server: Any, settings: Settings) -> bool:
     secret = settings.dash_password
 
     def check() -> Response | None:
+        if request.path.startswith(ALIVE_PREFIX):
+            return None  # Dash's Jupyter mode polls it before showing the app; it says "Alive"
         if credentials_ok(request.headers.get("Authorization"), user, secret.get_secret_value()):
             return None
         return Response(

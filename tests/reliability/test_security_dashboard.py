@@ -149,3 +149,58 @@ def test_a_public_address_needs_a_password_or_an_explicit_opt_out(
         f"`dash` exit 2 in {refusals['dash']} s, `up` exit 2 in {refusals['up']} s before the "
         "broker), port not opened; with a password 401; with the opt-out 200",
     )
+
+
+NOTEBOOK_CHECK = """
+import urllib.error, urllib.request, base64
+def status(auth):
+    request = urllib.request.Request("http://127.0.0.1:{port}/_dash-layout")
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        return urllib.request.urlopen(request, timeout=30).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+print("statuses", status(None), status("{user}:" + settings.dash_password.get_secret_value()))
+"""
+
+
+def test_the_notebook_dashboard_shows_with_a_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dash's Jupyter mode polls its /_alive_ route before showing the app: that one stays
+    open, everything else still wants the password."""
+    import textwrap
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.integration.test_dashboard_notebook import SETUP
+
+    port = free_port()
+    monkeypatch.setenv("CRYPTOLAB_DASH_USER", USER)
+    monkeypatch.setenv("CRYPTOLAB_DASH_PASSWORD", PASSWORD)  # the kernel inherits it
+    setup = SETUP.format(data_dir=str(tmp_path / "nb"), port=port)
+    check = NOTEBOOK_CHECK.format(port=port, user=USER)
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(textwrap.dedent(setup)),
+            nbformat.v4.new_code_cell(textwrap.dedent(check)),
+        ]
+    )
+    NotebookClient(notebook, timeout=180, kernel_name="python3").execute()
+    shown = " ".join(str(o.get("data", {}).get("text/html", "")) for o in notebook.cells[0].outputs)
+    assert "<iframe" in shown, notebook.cells[0].outputs
+    printed = "".join(o.get("text", "") for o in notebook.cells[1].outputs)
+    assert "statuses 401 200" in printed, printed
+    assert PASSWORD not in shown + printed
+    record(
+        "security",
+        "dashboard basic auth in a notebook",
+        attempted="cryptolab.dashboard.show() in a real Jupyter kernel with "
+        "CRYPTOLAB_DASH_PASSWORD set",
+        cases=2,
+        observed="iframe shown (Dash's /_alive_ poll answered); /_dash-layout "
+        + printed.strip().removeprefix("statuses ").replace(" ", " without, ", 1)
+        + " with credentials",
+    )
