@@ -91,6 +91,9 @@ def test_producer_and_spark_use_the_sasl_credentials(
     stored = sum(queries.trade_counts(store).values())
     store.close()
     assert stored == produced
+    checkpoint = [p for p in job.checkpoint_root.rglob("*") if p.is_file()]
+    assert checkpoint  # Spark's checkpoint never stores the JAAS config with the password
+    assert not [p for p in checkpoint if PASSWORD.encode() in p.read_bytes()]
     record(
         "security",
         "kafka SASL/PLAIN credentials",
@@ -98,7 +101,7 @@ def test_producer_and_spark_use_the_sasl_credentials(
         "and Spark's Kafka source given CRYPTOLAB_KAFKA_SASL_*",
         cases=produced,
         observed=f"trades produced {produced}, in Kafka {sum(target.values())}, stored by "
-        f"Spark {stored}",
+        f"Spark {stored}; password in {len(checkpoint)} checkpoint files: 0 times",
         seconds=round(time.monotonic() - started, 1),
     )
 
