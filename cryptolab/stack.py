@@ -121,6 +121,10 @@ class Stack:
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
         settings = self.settings
+        if dash:  # refuse an unguarded public dashboard before starting anything
+            from cryptolab.dashboard.auth import require_safe_binding
+
+            require_safe_binding(settings)
         require_writable_dir(settings.data_dir, "CRYPTOLAB_DATA_DIR")
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC) - timedelta(seconds=1)
@@ -165,7 +169,7 @@ class Stack:
     def kafka_lag(self) -> int:
         """Messages published to the trades topic that Spark has not written to the store yet."""
         assert self.job is not None
-        end = end_offsets(self.status.bootstrap, self.settings.topic)
+        end = end_offsets(self.status.bootstrap, self.settings.topic, self.settings)
         done = self.job.processed()
         lag = 0
         for partition, offset in end.items():
@@ -291,7 +295,7 @@ class Stack:
             self._feed_thread.join(timeout=120)
         self._check()
         assert self.job is not None
-        target = end_offsets(self.status.bootstrap, self.settings.topic)
+        target = end_offsets(self.status.bootstrap, self.settings.topic, self.settings)
         log.info("draining: waiting for spark to reach offsets %s", target)
         deadline = time.monotonic() + timeout
         last_report = time.monotonic()

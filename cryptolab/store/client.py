@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from cryptolab.errors import StoreError
+from cryptolab.redact import redact
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,12 +118,16 @@ def _connect_http(url: str, settings: Settings) -> tuple[Any, str]:
             username=target.user,
             password=target.password,
             secure=target.secure,
+            verify=target.verify,
+            ca_cert=target.ca_cert,
             connect_timeout=10,
         )
     except Exception as exc:
         # Say why in terms a user can act on: unreachable, wrong password, or too old.
         require_supported(target, server_version(target))
-        raise StoreError(f"cannot connect to ClickHouse at {target.masked}: {exc}") from exc
+        raise StoreError(
+            f"cannot connect to ClickHouse at {target.masked}: {redact(str(exc))}"
+        ) from exc
     require_supported(target, str(client.server_version))
     return client, target.database
 

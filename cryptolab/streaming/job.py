@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
 from cryptolab.model import SPARK_TRADE_SCHEMA, WINDOW_SECONDS
 from cryptolab.settings import Settings
@@ -46,6 +47,7 @@ def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
         .option("subscribe", settings.topic)
         .option("startingOffsets", settings.starting_offsets)
         .option("failOnDataLoss", "true")
+        .options(**spark_kafka_options(settings))
     )
     if settings.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
