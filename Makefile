@@ -22,6 +22,9 @@ lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff format --check cryptolab tests
 	$(VENV)/mypy
 
+secret-scan: ## fail if a committed file holds a secret-like string (also part of `make test`)
+	python3 scripts/secret_scan.py
+
 lab: bootstrap ## register the `cryptolab` Jupyter kernel and start JupyterLab on notebooks/
 	$(VENV)/python -m ipykernel install --user --name cryptolab --display-name "Python (cryptolab)"
 	$(VENV)/jupyter lab --notebook-dir=notebooks $(ARGS)
@@ -38,4 +41,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test bench lint lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap run test bench lint secret-scan lab notebooks kafka-start kafka-stop clean-data

@@ -35,17 +35,24 @@ def _iso(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 time: {text!r} (e.g. 2026-11-01T00:00:00Z)"
+            f"not an ISO 8601 time: {text[:40]!r} (e.g. 2026-11-01T00:00:00Z)"
         ) from None
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
 
 
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text[:40]!r}")
     return value
 
 
@@ -56,6 +63,19 @@ def _withhold(text: str) -> Any:
         return Withhold.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+MAX_LAST = 1_000_000
+
+
+def _symbol(text: str) -> str:
+    """A symbol as given on the command line: letters and digits only, like BTCUSDT."""
+    symbol = text.strip().upper()
+    if not symbol.isascii() or not symbol.isalnum() or len(symbol) > 32:
+        raise CryptolabError(
+            f"--symbol must be letters and digits (at most 32), like BTCUSDT; got {text[:40]!r}"
+        )
+    return symbol
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -144,12 +164,18 @@ def cmd_query(args: argparse.Namespace) -> int:
     from cryptolab.store import open_store, queries
     from cryptolab.store.render import render_candles
 
+    symbol = _symbol(args.symbol)
+    if args.interval not in queries.INTERVALS:
+        raise CryptolabError(
+            f"unknown interval {args.interval[:40]!r} (--interval); "
+            f"use one of {', '.join(queries.INTERVALS)}"
+        )
+    if args.last is not None and not 1 <= args.last <= MAX_LAST:
+        raise CryptolabError(f"--last must be between 1 and {MAX_LAST}")
     settings = _settings(args)
     store = open_store(settings)
     try:
-        frame = queries.candles(
-            store, args.symbol.upper(), args.interval, args.start, args.end, last=args.last
-        )
+        frame = queries.candles(store, symbol, args.interval, args.start, args.end, last=args.last)
     finally:
         store.close()
     sys.stdout.write(render_candles(frame, args.format))
@@ -179,7 +205,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if start >= end:
         raise CryptolabError("--start must be before --end")
     parameters = {
-        "symbol": args.symbol.upper(),
+        "symbol": _symbol(args.symbol),
         "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "end": end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "interval": args.interval,
@@ -310,10 +336,12 @@ def cmd_jars(args: argparse.Namespace) -> int:
 
 def cmd_dash(args: argparse.Namespace) -> int:
 
+    from cryptolab.dashboard.auth import require_safe_binding
     from cryptolab.dashboard.server import DashServer
     from cryptolab.store import open_store
 
     settings = _settings(args, dash_host=args.host, dash_port=args.port)
+    require_safe_binding(settings)  # before opening anything
     store = open_store(settings)
     server = DashServer.start(store, settings)
     print(f"dashboard: {server.url}", flush=True)
@@ -373,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--interval", default="10s", help="10s, 1m, 5m, 15m, 1h or 1d")
     qc.add_argument("--start", type=_iso)
     qc.add_argument("--end", type=_iso)
-    qc.add_argument("--last", type=int, help="only the newest N candles")
+    qc.add_argument("--last", type=_count, help="only the newest N candles")
     qc.add_argument("--format", choices=("csv", "json", "table"), default="table")
     qc.set_defaults(func=cmd_query)
 
@@ -489,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING - 10 * min(verbosity + 1, 2)  # default INFO for the CLI
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from cryptolab.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:  # secrets never reach the terminal or a file
+        handler.addFilter(RedactingFilter())
     for noisy in ("kafka", "py4j", "werkzeug", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
 
@@ -500,11 +532,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except CryptolabError as exc:
-        print(f"cryptolab: error: {exc}", file=sys.stderr)
+    except (CryptolabError, ValueError) as exc:
+        from cryptolab.redact import redact
+
+        print(f"cryptolab: error: {redact(str(exc))}", file=sys.stderr)
         return 2
-    except ValueError as exc:
-        print(f"cryptolab: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file or directory cryptolab needs: say which and why, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"cryptolab: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from cryptolab.errors import CryptolabError
+from cryptolab.errors import BrokerError, CryptolabError
 from cryptolab.settings import Settings
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -37,6 +37,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_kafka,
         check_clickhouse,
         check_spark,
+        check_security,
     ]
     for probe in probes:
         try:
@@ -134,37 +135,46 @@ def check_kafka(settings: Settings) -> list[Check]:
                 )
             ]
         bootstrap = status.bootstrap
-    topics = _kafka_topics(bootstrap)
-    if topics is None:
+    from cryptolab.bus.security import describe_kafka_security
+
+    security = describe_kafka_security(settings)
+    try:
+        topics = _kafka_topics(settings, bootstrap)
+    except BrokerError as exc:
+        unreachable = "cannot reach Kafka" in str(exc)
         return [
             Check(
                 "kafka",
                 FAIL,
-                f"cannot reach Kafka at {bootstrap}",
+                f"cannot reach Kafka at {bootstrap}" if unreachable else f"{exc} [{security}]",
                 "start the broker, or fix CRYPTOLAB_KAFKA_BOOTSTRAP (from the host use the "
-                "broker's host listener, e.g. localhost:9092 with docker-compose)",
+                "broker's host listener, e.g. localhost:9092 with docker-compose)"
+                if unreachable
+                else "fix CRYPTOLAB_KAFKA_SECURITY_PROTOCOL / _SASL_MECHANISM / _SASL_USERNAME / "
+                "_SASL_PASSWORD / _SSL_CAFILE",
             )
         ]
     state = "exists" if settings.topic in topics else "is created on the first start"
-    return [Check("kafka", OK, f"{bootstrap} answers; topic {settings.topic} {state}")]
+    return [Check("kafka", OK, f"{bootstrap} answers ({security}); topic {settings.topic} {state}")]
 
 
-def _kafka_topics(bootstrap: str) -> set[str] | None:
+def _kafka_topics(settings: Settings, bootstrap: str) -> set[str]:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    try:
+    from cryptolab.bus.security import explain_kafka_failure, kafka_python_options
+
+    with explain_kafka_failure(settings, bootstrap, "doctor"):
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
             bootstrap_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+            **kafka_python_options(settings),
         )
-    except (KafkaError, OSError, ValueError):
-        return None
     try:
         return set(admin.list_topics())
-    except (KafkaError, OSError):
-        return None
+    except (KafkaError, OSError) as exc:
+        raise BrokerError(f"cannot list topics on {bootstrap}: {exc}") from exc
     finally:
         admin.close()
 
@@ -234,3 +244,46 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def check_security(settings: Settings) -> list[Check]:
+    """Which secrets are set (never their values) and whether the dashboard is exposed."""
+    from cryptolab.bus.security import describe_kafka_security
+    from cryptolab.dashboard.auth import is_loopback
+
+    secrets = {
+        "CRYPTOLAB_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
+        "CRYPTOLAB_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+        "CRYPTOLAB_DASH_PASSWORD": settings.dash_password,
+    }
+    listed = ", ".join(f"{k}={'***' if v is not None else 'unset'}" for k, v in secrets.items())
+    checks = [
+        Check("secrets", OK, listed),
+        Check("security", OK, f"kafka {describe_kafka_security(settings)}"),
+    ]
+    host = settings.dash_host
+    if settings.dash_password is not None:
+        checks.append(
+            Check("security", OK, f"dashboard on {host}: basic auth as {settings.dash_user}")
+        )
+    elif is_loopback(host):
+        checks.append(Check("security", OK, f"dashboard on {host} (this machine only)"))
+    elif settings.dash_allow_no_auth:
+        checks.append(
+            Check(
+                "security",
+                WARN,
+                f"dashboard on {host} without a password (CRYPTOLAB_DASH_ALLOW_NO_AUTH=true)",
+                "make sure a proxy or firewall in front authenticates",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                "security",
+                FAIL,
+                f"dashboard on {host} without a password: `cryptolab dash`/`up` refuse to start",
+                "set CRYPTOLAB_DASH_PASSWORD, or CRYPTOLAB_DASH_HOST=127.0.0.1",
+            )
+        )
+    return checks

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     topic: str = Field("binance_trades", min_length=1)
     dlq_topic: str = Field("binance_trades_dlq", min_length=1)
     topic_partitions: int = Field(3, ge=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="of CRYPTOLAB_KAFKA_BOOTSTRAP (the local broker is PLAINTEXT)"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = Field(None, min_length=1)
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="PEM CA bundle of the brokers")
 
     # Spark
     spark_master: str = Field("local[*]", description="local[*] or spark://host:7077")
@@ -89,7 +96,15 @@ class Settings(BaseSettings):
         None, description="chdb:///path or http(s)://user@host:8123/db"
     )
     clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_user: str | None = Field(
+        None, min_length=1, description="user when the URL names none (default: default)"
+    )
     clickhouse_password: SecretStr | None = None
+    clickhouse_verify: bool = Field(True, description="https: verify the server certificate")
+    clickhouse_ca_cert: Path | None = Field(None, description="https: PEM CA of the server")
+    store_retry_seconds: float = Field(
+        300.0, ge=0, description="retry a failed store write this long before the stream stops"
+    )
 
     # Exactness and retention
     reconcile_every_seconds: float = Field(
@@ -116,6 +131,13 @@ class Settings(BaseSettings):
     # Dashboard
     dash_host: str = "127.0.0.1"
     dash_port: int = Field(8050, ge=1, le=65535)
+    dash_user: str = Field("cryptolab", min_length=1, pattern=r"^[^:]+$")
+    dash_password: SecretStr | None = Field(
+        None, description="basic auth on every dashboard route when set"
+    )
+    dash_allow_no_auth: bool = Field(
+        False, description="allow a non-loopback dash_host without a password (behind a proxy)"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -128,6 +150,29 @@ class Settings(BaseSettings):
             if not symbol.isalnum():
                 raise ValueError(f"symbol {symbol!r} must be letters and digits, like BTCUSDT")
         return symbols
+
+    def __repr_args__(self) -> Any:
+        """``repr``/``str`` with SecretStr masked (pydantic) and URL passwords masked too."""
+        from cryptolab.redact import mask_url
+
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if isinstance(value, str) and "://" in value else value
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds (for redaction; never print them)."""
+        from urllib.parse import unquote, urlsplit
+
+        values = [
+            getattr(self, name).get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(getattr(self, name), SecretStr)
+        ]
+        for name in ("clickhouse_url", "binance_ws_url", "binance_rest_url", "kafka_bootstrap"):
+            url = getattr(self, name)
+            password = urlsplit(url).password if url and "://" in url else None
+            if password:
+                values += [password, unquote(password)]
+        return values
 
     @property
     def store_url(self) -> str:
@@ -165,14 +210,36 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {known}")
     explicit = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**explicit)
+        settings = Settings(**explicit)
     except ValidationError as exc:
         names = (".".join(str(p) for p in err["loc"]).upper() for err in exc.errors())
         problems = "; ".join(
             f"{name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name}: {err['msg']}"
             for name, err in zip(names, exc.errors(), strict=True)
         )
-        raise ConfigError(f"invalid settings: {problems}") from exc
+        raise ConfigError(f"invalid settings: {problems}") from None
+    from cryptolab import redact
+    from cryptolab.bus.security import check_kafka_security
+
+    redact.register(*settings.secret_values())
+    check_kafka_security(settings)
+    return settings
+
+
+def require_writable_dir(path: Path, setting: str) -> Path:
+    """Create ``path`` if needed and prove it takes a file; else a ConfigError naming the
+    setting, the path and the reason (read-only, full, not a directory, permissions)."""
+    probe = path / ".cryptolab-write-test"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}={path} is not a writable directory ({exc.strerror or exc}): point "
+            f"{setting} at a writable place with free space, or fix its permissions"
+        ) from exc
+    return path
 
 
 def python_for_workers() -> str:

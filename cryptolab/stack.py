@@ -22,7 +22,7 @@ from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import CryptolabError, StreamingError
 from cryptolab.feeds.source import Source
 from cryptolab.model import WINDOW_SECONDS
-from cryptolab.settings import Settings
+from cryptolab.settings import Settings, require_writable_dir
 from cryptolab.store import Store, open_store, queries
 from cryptolab.store.reconcile import ReconcileReport, closed_horizon, reconcile, touched_since
 from cryptolab.streaming.job import StreamingJob
@@ -121,6 +121,11 @@ class Stack:
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
         settings = self.settings
+        if dash:  # refuse an unguarded public dashboard before starting anything
+            from cryptolab.dashboard.auth import require_safe_binding
+
+            require_safe_binding(settings)
+        require_writable_dir(settings.data_dir, "CRYPTOLAB_DATA_DIR")
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC) - timedelta(seconds=1)
         if settings.kafka_bootstrap:
@@ -164,7 +169,7 @@ class Stack:
     def kafka_lag(self) -> int:
         """Messages published to the trades topic that Spark has not written to the store yet."""
         assert self.job is not None
-        end = end_offsets(self.status.bootstrap, self.settings.topic)
+        end = end_offsets(self.status.bootstrap, self.settings.topic, self.settings)
         done = self.job.processed()
         lag = 0
         for partition, offset in end.items():
@@ -242,7 +247,10 @@ class Stack:
         horizon = closed_horizon(self.store, margin)
         if horizon is not None:
             start = horizon - timedelta(seconds=self.settings.reconcile_lookback_seconds)
-            self._record(reconcile(self.store, start, horizon))
+            try:
+                self._record(reconcile(self.store, start, horizon))
+            except Exception as exc:  # the store is down or full: the next round retries
+                log.warning("reconcile skipped this round error=%s", str(exc).splitlines()[0])
 
     def _record(self, report: ReconcileReport) -> None:
         self.reconcile_reports.append(report)
@@ -287,7 +295,7 @@ class Stack:
             self._feed_thread.join(timeout=120)
         self._check()
         assert self.job is not None
-        target = end_offsets(self.status.bootstrap, self.settings.topic)
+        target = end_offsets(self.status.bootstrap, self.settings.topic, self.settings)
         log.info("draining: waiting for spark to reach offsets %s", target)
         deadline = time.monotonic() + timeout
         last_report = time.monotonic()

@@ -80,7 +80,7 @@ def run_streaming(
     stop = stop or threading.Event()
     bootstrap = kafka_bootstrap(settings)
     ensure_topics(settings, bootstrap)
-    target = end_offsets(bootstrap, settings.topic) if until_caught_up else None
+    target = end_offsets(bootstrap, settings.topic, settings) if until_caught_up else None
     store = open_store(settings)
     spark: Any = None
     job: StreamingJob | None = None

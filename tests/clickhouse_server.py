@@ -13,10 +13,11 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from cryptolab.bus.broker import free_port
 
-PASSWORD = "s3cret-Test_pw"
+PASSWORD = "s3cret-Test_pw"  # secret-scan: allow (test server)
 START_TIMEOUT_S = 60.0
 
 CONFIG = """<?xml version="1.0"?>
@@ -33,14 +34,23 @@ CONFIG = """<?xml version="1.0"?>
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <mark_cache_size>268435456</mark_cache_size>
-</yandex>
+{tls}</yandex>
 """
+
+TLS = """  <https_port>{https_port}</https_port>
+  <openSSL><server><certificateFile>{cert}</certificateFile><privateKeyFile>{key}</privateKeyFile>
+    <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>
+    <cacheSessions>true</cacheSessions><preferServerCiphers>true</preferServerCiphers>
+  </server></openSSL>
+"""
+
+USER = """<{name}><password>{password}</password><networks><ip>127.0.0.1</ip></networks>
+    <profile>default</profile><quota>default</quota></{name}>"""
 
 USERS = """<?xml version="1.0"?>
 <yandex>
   <profiles><default></default></profiles>
-  <users><default><password>{password}</password><networks><ip>127.0.0.1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
+  <users>{users}</users>
   <quotas><default></default></quotas>
 </yandex>
 """
@@ -52,6 +62,9 @@ class ClickHouseServer:
     directory: Path
     http_port: int = field(default_factory=free_port)
     tcp_port: int = field(default_factory=free_port)
+    users: dict[str, str] = field(default_factory=dict)  # more users: name -> password
+    tls: tuple[Path, Path] | None = None  # (certificate, private key) PEM: serve https too
+    https_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     def url(self, password: str | None = PASSWORD, database: str = "crypto") -> str:
@@ -62,10 +75,18 @@ class ClickHouseServer:
         d = self.directory
         for sub in ("data", "tmp"):
             (d / sub).mkdir(parents=True, exist_ok=True)
+        tls = ""
+        if self.tls is not None:
+            tls = TLS.format(https_port=self.https_port, cert=self.tls[0], key=self.tls[1])
         (d / "config.xml").write_text(
-            CONFIG.format(dir=d, http_port=self.http_port, tcp_port=self.tcp_port)
+            CONFIG.format(dir=d, http_port=self.http_port, tcp_port=self.tcp_port, tls=tls)
         )
-        (d / "users.xml").write_text(USERS.format(password=PASSWORD))
+        users = {"default": PASSWORD, **self.users}
+        (d / "users.xml").write_text(
+            USERS.format(
+                users="".join(USER.format(name=n, password=escape(p)) for n, p in users.items())
+            )
+        )
         out = open(d / "stdout.log", "wb")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [self.executable, f"--config-file={d / 'config.xml'}"],

@@ -25,6 +25,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(ROOT).parts
         if parts and parts[0] in ("unit", "integration", "e2e", "reliability"):
             item.add_marker(getattr(pytest.mark, parts[0]))
+    # the soak runs in the background for the whole session; it is judged last
+    items.sort(key=lambda item: item.nodeid.startswith("tests/reliability/test_soak.py"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the soak now when it was selected, so it overlaps the rest of the suite."""
+    from tests.reliability import test_soak
+
+    if session.config.option.collectonly or hasattr(session.config, "workerinput"):
+        return
+    if any(item.nodeid == test_soak.NODE for item in session.items):
+        session.config.stash[test_soak.SOAK_KEY] = test_soak.SoakRun(test_soak.soak_minutes())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

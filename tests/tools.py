@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = {"docker-compose": "docker-compose", "clickhouse-server": "clickhouse-server"}
+PACKAGES = {
+    "docker-compose": "docker-compose",
+    "clickhouse-server": "clickhouse-server",
+    "openssl": "openssl",
+}
 
 
 def need(executable: str) -> str:

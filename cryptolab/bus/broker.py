@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cryptolab.errors import BrokerError
 from cryptolab.jvm import Artifact, JarBundle, find_java, resolve
-from cryptolab.settings import Settings
+from cryptolab.settings import Settings, require_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class LocalBroker:
             return current.bootstrap
         java = find_java()
         jars = resolve(broker_bundle(self.settings.kafka_version), self.settings.jars_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        require_writable_dir(self.dir, "CRYPTOLAB_DATA_DIR")
         self.log_dir.mkdir(exist_ok=True)
         broker_port, controller_port = self._ports()
         props = self._write_properties(broker_port, controller_port)

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
+from cryptolab.bus.security import explain_kafka_failure, kafka_python_options
 from cryptolab.errors import BrokerError, FrameError
 from cryptolab.feeds.frames import is_backfilled
 from cryptolab.model import Trade, now_ms, parse_frame, parse_frames
@@ -75,7 +75,7 @@ class TradeProducer:
     @property
     def client(self) -> KafkaProducer:
         if self._client is None:
-            try:
+            with explain_kafka_failure(self.settings, self.bootstrap, "producer"):
                 self._client = KafkaProducer(
                     bootstrap_servers=self.bootstrap,
                     acks="all",
@@ -85,9 +85,8 @@ class TradeProducer:
                     retries=2**31 - 1,
                     request_timeout_ms=30_000,
                     max_block_ms=60_000,
+                    **kafka_python_options(self.settings),
                 )
-            except (KafkaError, OSError) as exc:
-                raise BrokerError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         return self._client
 
     def _on_error(self, exc: BaseException) -> None:

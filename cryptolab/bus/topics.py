@@ -7,21 +7,27 @@ import logging
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError
 
-from cryptolab.errors import BrokerError
+from cryptolab.bus.security import explain_kafka_failure, kafka_python_options
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
+
+BOOTSTRAP_TIMEOUT_MS = 15_000
+"""How long the first connection may take before "cannot reach" / "refused credentials"."""
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> None:
     """Create the trades topic and its dead-letter topic if they do not exist."""
     wanted = {settings.topic: settings.topic_partitions, settings.dlq_topic: 1}
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    except (KafkaError, OSError) as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    with explain_kafka_failure(settings, bootstrap, "creating topics"):
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=15_000,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            **kafka_python_options(settings),
+        )
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -37,11 +43,14 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
         admin.close()
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """Next offset of every partition of ``topic`` (what a caught-up consumer has read)."""
+def end_offsets(bootstrap: str, topic: str, settings: Settings | None = None) -> dict[int, int]:
+    """Next offset of every partition of ``topic`` (what a caught-up consumer has read).
+
+    ``settings`` carry the Kafka security options (none: a PLAINTEXT broker)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    security = kafka_python_options(settings) if settings is not None else {}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=30000, **security)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

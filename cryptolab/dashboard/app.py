@@ -17,6 +17,7 @@ import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from cryptolab.dashboard import figures, panel, view
+from cryptolab.dashboard.auth import install_basic_auth
 from cryptolab.settings import Settings
 from cryptolab.store import Store
 from cryptolab.store import queries as q
@@ -117,6 +118,7 @@ def create_app(
 ) -> dash.Dash:
     """The dashboard over ``store``. ``status`` returns the pipeline state (see ``panel``)."""
     app = dash.Dash(__name__, title="cryptolab", update_title="")
+    install_basic_auth(app.server, settings)
     app.layout = _layout(settings, refresh_ms)
     _controls(app, store, settings)
     _chart(app, store)

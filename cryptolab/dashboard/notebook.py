@@ -39,6 +39,7 @@ def show(
     from dash import jupyter_dash
 
     from cryptolab.dashboard.app import create_app
+    from cryptolab.dashboard.auth import require_safe_binding
 
     if mode not in MODES:
         raise CryptolabError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
@@ -48,6 +49,7 @@ def show(
             "`cryptolab dash` (or cryptolab.dashboard.server.DashServer.start)"
         )
     settings = settings or load_settings()
+    require_safe_binding(settings)
     app = create_app(store, settings, status, refresh_ms=refresh_ms)
     chosen = port or settings.dash_port
     try:

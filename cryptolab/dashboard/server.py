@@ -45,7 +45,9 @@ class DashServer:
         ``source_description``, or None (the store alone).
         """
         from cryptolab.dashboard.app import create_app
+        from cryptolab.dashboard.auth import require_safe_binding
 
+        require_safe_binding(settings)
         app = create_app(store, settings, _status_fn(status))
         try:
             server = make_server(settings.dash_host, settings.dash_port, app.server, threaded=True)

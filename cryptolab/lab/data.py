@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from cryptolab.errors import ConfigError, CryptolabError, TapeError
+from cryptolab.redact import mask_url
 from cryptolab.settings import Settings, load_settings
 from cryptolab.store import Store, open_store
 from cryptolab.store.load import LoadReport, load_tape
@@ -95,12 +95,7 @@ class MarketData:
 
 def _safe_url(url: str) -> str:
     """The URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return mask_url(url)
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:

@@ -19,6 +19,8 @@ def setup(log_level: str | None = "WARNING") -> None:
     import pandas as pd
     import plotly.io as pio
 
+    from cryptolab.redact import RedactingFilter
+
     pio.renderers.default = MIMETYPE_RENDERER
     pio.templates.default = "plotly_white"
     pd.set_option("display.max_columns", 30)
@@ -30,5 +32,6 @@ def setup(log_level: str | None = "WARNING") -> None:
         if not any(getattr(h, "_cryptolab_lab", False) for h in logger.handlers):
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler.addFilter(RedactingFilter())  # no secret reaches a notebook's output
             handler._cryptolab_lab = True  # type: ignore[attr-defined]
             logger.addHandler(handler)

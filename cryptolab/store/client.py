@@ -17,9 +17,22 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from cryptolab.errors import StoreError
+from cryptolab.redact import redact
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit for logs and errors: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + host).geturl()
 
 
 class Store:
@@ -69,7 +82,11 @@ class Store:
 def _connect_chdb(path: str) -> Any:
     import clickhouse_connect
 
-    Path(path).mkdir(parents=True, exist_ok=True)
+    from cryptolab.settings import require_writable_dir
+
+    require_writable_dir(
+        Path(path), "the ClickHouse data dir (CRYPTOLAB_CLICKHOUSE_URL / _DATA_DIR)"
+    )
     try:
         return clickhouse_connect.get_client(dsn=f"chdb://{path}")
     except Exception as exc:  # chDB raises plain RuntimeError/ChdbError for lock conflicts
@@ -101,12 +118,16 @@ def _connect_http(url: str, settings: Settings) -> tuple[Any, str]:
             username=target.user,
             password=target.password,
             secure=target.secure,
+            verify=target.verify,
+            ca_cert=target.ca_cert,
             connect_timeout=10,
         )
     except Exception as exc:
         # Say why in terms a user can act on: unreachable, wrong password, or too old.
         require_supported(target, server_version(target))
-        raise StoreError(f"cannot connect to ClickHouse at {target.masked}: {exc}") from exc
+        raise StoreError(
+            f"cannot connect to ClickHouse at {target.masked}: {redact(str(exc))}"
+        ) from exc
     require_supported(target, str(client.server_version))
     return client, target.database
 

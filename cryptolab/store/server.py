@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from cryptolab.errors import StoreError
+from cryptolab.redact import mask_url, redact
 from cryptolab.settings import Settings
 
 MIN_VERSION = (22, 8)
@@ -31,8 +34,10 @@ class HttpTarget:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
+    verify: bool = True
+    ca_cert: str | None = None
 
     @property
     def secure(self) -> bool:
@@ -50,7 +55,9 @@ class HttpTarget:
 
 
 def http_target(url: str, settings: Settings) -> HttpTarget:
-    """Parse a server URL; the password comes from the URL or CRYPTOLAB_CLICKHOUSE_PASSWORD."""
+    """Parse a server URL. The user comes from the URL, else CRYPTOLAB_CLICKHOUSE_USER, else
+    ``default``; the password from the URL or CRYPTOLAB_CLICKHOUSE_PASSWORD; TLS options (https)
+    from CRYPTOLAB_CLICKHOUSE_VERIFY and CRYPTOLAB_CLICKHOUSE_CA_CERT."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise StoreError(f"not a ClickHouse server URL (http:// or https://): {mask_url(url)}")
@@ -61,23 +68,38 @@ def http_target(url: str, settings: Settings) -> HttpTarget:
         port = parts.port or (8443 if parts.scheme == "https" else 8123)
     except ValueError as exc:
         raise StoreError(f"bad port in ClickHouse URL {mask_url(url)}: {exc}") from exc
+    database = unquote(parts.path.strip("/")) or settings.clickhouse_database
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise StoreError(
+            f"database {database[:40]!r} in the ClickHouse URL must be letters, digits and "
+            "underscores"
+        )
     return HttpTarget(
         scheme=parts.scheme,
         host=parts.hostname or "localhost",
         port=port,
-        user=unquote(parts.username) if parts.username else "default",
+        user=unquote(parts.username) if parts.username else settings.clickhouse_user or "default",
         password=password or "",
-        database=parts.path.strip("/") or settings.clickhouse_database,
+        database=database,
+        verify=settings.clickhouse_verify,
+        ca_cert=str(settings.clickhouse_ca_cert.resolve()) if settings.clickhouse_ca_cert else None,
     )
 
 
-def mask_url(url: str) -> str:
-    """``scheme://user:secret@host/...`` -> ``scheme://user:***@host/...``."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+def tls_context(target: HttpTarget) -> ssl.SSLContext | None:
+    """The TLS context for an https target (None for http): the CA file when given, else the
+    system's CAs; no verification at all only when CRYPTOLAB_CLICKHOUSE_VERIFY=false."""
+    if not target.secure:
+        return None
+    if target.ca_cert is not None and not Path(target.ca_cert).is_file():
+        raise StoreError(
+            f"CRYPTOLAB_CLICKHOUSE_CA_CERT={target.ca_cert} is not a file (a PEM CA certificate)"
+        )
+    context = ssl.create_default_context(cafile=target.ca_cert)
+    if not target.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -93,8 +115,9 @@ def server_version(target: HttpTarget, timeout: float = 10.0) -> str:
     request = urllib.request.Request(target.base_url, data=b"SELECT version()", method="POST")
     token = base64.b64encode(f"{target.user}:{target.password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
+    context = tls_context(target)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return str(response.read().decode().strip())
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")
@@ -105,10 +128,16 @@ def server_version(target: HttpTarget, timeout: float = 10.0) -> str:
                 "CRYPTOLAB_CLICKHOUSE_PASSWORD"
             ) from exc
         raise StoreError(
-            f"ClickHouse at {target.masked} answered HTTP {exc.code}: {body.strip()[:300]}"
+            f"ClickHouse at {target.masked} answered HTTP {exc.code}: {redact(body.strip()[:300])}"
         ) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise StoreError(
+                f"ClickHouse at {target.masked}: TLS certificate not trusted "
+                f"({reason.verify_message}): set CRYPTOLAB_CLICKHOUSE_CA_CERT to the PEM CA "
+                "that signed it (or, on a test server only, CRYPTOLAB_CLICKHOUSE_VERIFY=false)"
+            ) from exc
         raise StoreError(
             f"cannot reach ClickHouse at {target.masked} ({reason}): is the server running and "
             "is CRYPTOLAB_CLICKHOUSE_URL right (host, HTTP port 8123, http vs https)?"

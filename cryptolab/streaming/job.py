@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
 from cryptolab.model import SPARK_TRADE_SCHEMA, WINDOW_SECONDS
 from cryptolab.settings import Settings
@@ -46,6 +47,7 @@ def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
         .option("subscribe", settings.topic)
         .option("startingOffsets", settings.starting_offsets)
         .option("failOnDataLoss", "true")
+        .options(**spark_kafka_options(settings))
     )
     if settings.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
@@ -184,7 +186,7 @@ class StreamingJob:
         names = {f"trades_{self.store.database}", f"candles_{self.store.database}"}
         self.metrics = MetricsRecorder(self.store, names)
         self.spark.streams.addListener(self.metrics)
-        sink = StoreSink(self.store)
+        sink = StoreSink(self.store, self.settings.store_retry_seconds)
         rows = read_trades(self.spark, self.settings, self.bootstrap)
         trigger = f"{self.settings.trigger_seconds} seconds"
         self.queries["trades"] = (
@@ -214,6 +216,8 @@ class StreamingJob:
         for name, query in self.queries.items():
             exc = query.exception()
             if exc is not None:
+                if self.sink is not None and self.sink.failure is not None:
+                    raise self.sink.failure  # the store gave up: say so, not Spark's traceback
                 raise StreamingError(f"streaming query {name!r} failed: {exc}")
 
     def processed(self) -> dict[str, dict[int, int]]:

@@ -5,6 +5,9 @@ carries ``insert_deduplication_token = <query id>:<batch id>:<table>``: when Spa
 micro-batch after a crash (same query id, same batch id, same rows), ClickHouse drops the
 repeat. The query id lives in the checkpoint, so a fresh checkpoint never collides with old
 tokens.
+
+A failed insert (store down, disk full) is retried with the same token for up to
+``retry_seconds`` before the micro-batch fails; meanwhile Kafka holds the backlog.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cryptolab.store.client import Store
+from cryptolab.errors import StoreError
+from cryptolab.store.client import Store, masked_url
 from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADES
 
 log = logging.getLogger(__name__)
@@ -59,12 +63,24 @@ def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return valid, bad
 
 
+def _hint(error: str) -> str:
+    text = error.lower()
+    if "not_enough_space" in text or "no space left" in text:
+        return "the disk holding the ClickHouse data is full: free space there"
+    if "read-only" in text or "permission denied" in text or "readonly" in text:
+        return "the ClickHouse data dir is not writable: fix its permissions or mount"
+    return "check that the ClickHouse store is up and reachable"
+
+
 class StoreSink:
     """The foreachBatch callbacks of :class:`cryptolab.streaming.job.StreamingJob`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retry_seconds: float = 300.0) -> None:
         self.store = store
+        self.retry_seconds = retry_seconds
         self.quarantined = 0
+        self.write_retries = 0
+        self.failure: StoreError | None = None  # set when a write gave up; the stack reports it
         self._query_ids: dict[str, str] = {}
         self._bound = threading.Condition()
 
@@ -81,8 +97,39 @@ class StoreSink:
             return f"{self._query_ids[name]}:{batch_id}:{table}"
 
     def _insert(self, name: str, batch_id: int, table_name: str, table: pa.Table) -> None:
+        """Insert, retrying with the same dedup token (a repeat that did land is dropped)."""
         settings = {"insert_deduplication_token": self._token(name, batch_id, table_name)}
-        self.store.insert_arrow(table_name, table, settings=settings)
+        deadline = time.monotonic() + self.retry_seconds
+        delay, attempt = 0.5, 0
+        while True:
+            try:
+                self.store.insert_arrow(table_name, table, settings=settings)
+            except Exception as exc:
+                attempt += 1
+                error = str(exc).splitlines()[0][:300] if str(exc) else repr(exc)
+                if time.monotonic() + delay > deadline:
+                    self.failure = StoreError(
+                        f"cannot write {table_name} (batch {batch_id}) to ClickHouse at "
+                        f"{masked_url(self.store.url)}: still failing after {attempt} attempts "
+                        f"in {self.retry_seconds:.0f} s ({error}); {_hint(error)}. Nothing is "
+                        "lost: restart once fixed and the stream resumes from its checkpoint."
+                    )
+                    log.error("%s", self.failure)
+                    raise self.failure from exc
+                self.write_retries += 1
+                log.warning(
+                    "store write failed table=%s batch=%s attempt=%d retry_in=%.1fs error=%s",
+                    table_name, batch_id, attempt, delay, error,
+                )  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if attempt:
+                log.warning(
+                    "store write recovered table=%s batch=%s after %d failed attempts",
+                    table_name, batch_id, attempt,
+                )  # fmt: skip
+            return
 
     def write_trades(self, batch: Any, batch_id: int) -> None:
         valid, bad = split_trades(batch.toArrow())

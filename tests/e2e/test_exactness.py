@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -47,35 +43,6 @@ def test_same_tape_twice_leaves_tables_identical(tmp_path: Path, kafka_bootstrap
         "the second replay wrote no candle rows at all"
     )
     assert len(first["trades"]) == len(tape_trades(tape))
-
-
-def _checkpoint_batches(data_dir: Path) -> int:
-    commits = list(data_dir.glob("checkpoints/*/candles/commits/*"))
-    return len([c for c in commits if c.name.isdigit()])
-
-
-def test_sigkill_mid_replay_then_restart_converges(tmp_path: Path, kafka_bootstrap: str) -> None:
-    """No reconcile help: checkpoint recovery + idempotent sinks + in-stream dedup alone."""
-    tape = tmp_path / "t.jsonl"
-    write_frames(tape, synth_frames(["BTCUSDT", "ETHUSDT"], 240, 20, seed=42, jitter_ms=1000))
-    env = _env(tmp_path, kafka_bootstrap, CRYPTOLAB_RECONCILE_EVERY_SECONDS="0",
-               CRYPTOLAB_TRIGGER_SECONDS="0.5")  # fmt: skip
-    first = subprocess.Popen(
-        [sys.executable, "-m", "cryptolab", "up", "--source", "replay", "--tape", str(tape),
-         "--speed", "8", "--no-dash"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while _checkpoint_batches(tmp_path / "data") < 6:
-        assert first.poll() is None, "the first run ended before it could be killed"
-        assert time.monotonic() < deadline, "no streaming progress"
-        time.sleep(0.2)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=30)
-    replay_until_drained(tape, env)
-    reference = reference_candles(tape_trades(tape))
-    assert_candles_equal(stored_candles(env, ["BTCUSDT", "ETHUSDT"]), reference)
-    assert len(dump_tables(env)["trades"]) == len(tape_trades(tape))
 
 
 def _delay_some(frames: list[str], count: int, delays_ms: range) -> tuple[list[str], list[dict]]:

@@ -30,7 +30,7 @@ def test_a_working_setup_is_all_ok(make_settings: Any, kafka_bootstrap: str) -> 
 
 
 def test_unreachable_services_fail_and_say_what_to_fix(make_settings: Any) -> None:
-    secret = "pa55-word"
+    secret = "pa55-word"  # secret-scan: allow (test value)
     dead = free_port()
     settings = make_settings(
         kafka_bootstrap=f"127.0.0.1:{dead}",

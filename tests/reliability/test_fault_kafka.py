@@ -1,0 +1,76 @@
+"""Kafka broker SIGKILLed mid-stream and restarted: the producer buffers and retries
+(idempotent, acks=all), Spark's Kafka source reconnects, the store ends up exact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from cryptolab.bus.broker import LocalBroker
+from cryptolab.bus.topics import end_offsets
+from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tape import write_frames
+from cryptolab.settings import load_settings
+from tests.reliability.pipeline import (
+    Up,
+    commits,
+    pipeline_env,
+    replay,
+    verify_store,
+    wait_until,
+)
+from tests.reliability.results import record
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+DOWN_S = 8.0
+
+
+def test_broker_sigkill_and_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    tape = tmp_path / "tape.jsonl.gz"
+    write_frames(tape, synth_frames(SYMBOLS, 120, 30, seed=91, jitter_ms=500))
+    broker_settings = load_settings(data_dir=tmp_path / "broker")
+    broker = LocalBroker(broker_settings)
+    bootstrap = broker.start()
+    env = pipeline_env(tmp_path / "data", CRYPTOLAB_KAFKA_BOOTSTRAP=bootstrap)
+    up = Up.start(replay(tape, "6"), env, tmp_path / "up.log")
+    try:
+        in_kafka = lambda: sum(end_offsets(bootstrap, env["CRYPTOLAB_TOPIC"]).values())  # noqa: E731
+        wait_until("trades in Kafka and in the store",
+                   lambda: in_kafka() > 2000 and len(commits(tmp_path / "data")) >= 3,
+                   timeout=240, up=up)  # fmt: skip
+        before = in_kafka()
+        assert broker._proc is not None
+        os.kill(broker._proc.pid, signal.SIGKILL)
+        broker._proc.wait(timeout=30)
+        killed_at = time.monotonic()
+        time.sleep(DOWN_S)
+        restarted = LocalBroker(broker_settings)
+        assert restarted.start() == bootstrap, "the broker comes back on the same port"
+        back_at = time.monotonic()
+        committed = len(commits(tmp_path / "data"))
+        recovered_at = wait_until(
+            "a micro-batch committed after the restart",
+            lambda: len(commits(tmp_path / "data")) > committed,
+            timeout=180,
+            up=up,
+        )
+        rc = up.wait()
+        assert rc == 0, up.output()[-3000:]
+        counts = verify_store(env, tape, SYMBOLS)
+        assert sum(end_offsets(bootstrap, env["CRYPTOLAB_TOPIC"]).values()) == counts["trades_in"]
+        restarted.stop()
+    finally:
+        if up.alive():
+            up.kill()
+        LocalBroker(broker_settings).stop()
+    record(
+        "fault",
+        "Kafka broker SIGKILL + restart",
+        injected=f"SIGKILL of the broker JVM with {before:,} of {counts['trades_in']:,} trades in "
+        f"Kafka; down {back_at - killed_at:.0f} s (restart included); same log dir and port",
+        **counts,
+        in_kafka_after=counts["trades_in"],
+        recover_seconds=round(recovered_at - killed_at, 1),
+    )
