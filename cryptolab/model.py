@@ -6,6 +6,7 @@ Prices and quantities travel as decimal *strings* exactly as Binance sent them, 
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -70,6 +71,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+"""Binance's format ("97000.01000000"). Python's Decimal also reads " 1.5", "1_000", "1e3" and
+non-ASCII digits, which Spark reads differently or not at all."""
+_SYMBOL = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
 def _decimal_field(data: dict[str, Any], key: str, name: str) -> str:
     raw = data.get(key)
     if not isinstance(raw, str):
@@ -91,6 +98,8 @@ def _decimal_field(data: dict[str, Any], key: str, name: str) -> str:
         and value != value.quantize(Decimal(1).scaleb(-PRICE_SCALE))
     ):
         raise FrameError(f"{name} ({key!r}) has more than {PRICE_SCALE} decimals: {raw[:40]!r}")
+    if not _PLAIN_DECIMAL.fullmatch(raw):
+        raise FrameError(f"{name} ({key!r}) is not a plain decimal like '97000.01': {raw[:40]!r}")
     return raw
 
 
@@ -146,7 +155,7 @@ def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
         return None
     data, symbol = message.data, message.data.s
     if not (
-        message.stream.partition("@")[0] == symbol.lower()
+        message.stream == f"{symbol.lower()}@trade"
         and _plain_positive(data.p)
         and _plain_positive(data.q)
         and 0 <= data.t < _INT_LIMIT
@@ -188,12 +197,15 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
     if event != "trade":
         raise FrameError(f"unknown event type {str(event)[:40]!r} (expected 'trade')")
     symbol = data.get("s")
-    if not isinstance(symbol, str) or not symbol.isalnum() or len(symbol) > 32:
-        raise FrameError(f"symbol ('s') must be letters and digits, got {str(symbol)[:40]!r}")
-    if stream is not None and (
-        not isinstance(stream, str) or stream.split("@", 1)[0] != symbol.lower()
-    ):
-        raise FrameError(f"stream {str(stream)[:40]!r} does not match symbol {symbol!r}")
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        raise FrameError(
+            f"symbol ('s') must be 1-32 ASCII letters and digits, got {str(symbol)[:40]!r}"
+        )
+    if stream is not None and stream != f"{symbol.lower()}@trade":
+        raise FrameError(
+            f"stream {str(stream)[:40]!r} does not match symbol {symbol!r} "
+            f"(expected '{symbol.lower()}@trade')"
+        )
     return Trade(
         symbol=symbol,
         trade_id=_int_field(data, "t", "trade id"),

@@ -25,6 +25,10 @@ def frame(**changes: object) -> str:
     return orjson.dumps({"stream": GOOD["stream"], "data": data}).decode()
 
 
+def framed(stream: str, **changes: object) -> str:
+    return orjson.dumps({"stream": stream, "data": {**GOOD["data"], **changes}}).decode()  # type: ignore[dict-item]
+
+
 def test_parses_a_combined_stream_frame_exactly() -> None:
     trade = parse_frame(frame(), ingest_time=7)
     assert trade == Trade(
@@ -60,8 +64,16 @@ def test_trade_json_roundtrip_keeps_decimal_strings() -> None:
         (frame(t=True), "trade id ('t') must be an integer"),
         (frame(T=-5), "trade time ('T') out of range"),
         (frame(m="yes"), "buyer-maker flag ('m') must be true or false"),
-        (frame(s="BTC-USDT"), "symbol ('s') must be letters and digits"),
+        (frame(s="BTC-USDT"), "symbol ('s') must be 1-32 ASCII letters and digits"),
         (frame(s="ETHUSDT"), "does not match symbol 'ETHUSDT'"),
+        # found by tests/reliability/test_fuzz_feed.py: Python's Decimal and str.isalnum accept
+        # these, Spark reads them differently (or rounds them), Binance never sends them
+        (frame(p="1e3"), "price ('p') is not a plain decimal"),
+        (frame(p=" 1.5"), "price ('p') is not a plain decimal"),
+        (frame(q="1_000"), "quantity ('q') is not a plain decimal"),
+        (frame(q="\u0661"), "quantity ('q') is not a plain decimal"),
+        (framed("\u00e4bc@trade", s="\u00c4BC"), "must be 1-32 ASCII letters and digits"),
+        (framed("btcusdt@depth"), "expected 'btcusdt@trade'"),
     ],
 )
 def test_bad_frames_are_rejected_with_a_reason(raw: str, reason: str) -> None:
