@@ -6,6 +6,7 @@ Prices and quantities travel as decimal *strings* exactly as Binance sent them, 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from decimal import Decimal, InvalidOperation
@@ -135,13 +136,13 @@ _INT_LIMIT = 2**63
 
 def _plain_positive(text: str) -> bool:
     """True for a positive decimal in Binance's plain format, e.g. "97000.01000000"."""
-    head, _, frac = text.partition(".")
+    head, dot, frac = text.partition(".")
     return (
         text.isascii()
         and 0 < len(head) <= 10
         and head.isdigit()
         and len(frac) <= PRICE_SCALE
-        and (not frac or frac.isdigit())
+        and (frac.isdigit() if dot else True)
         and (head.strip("0") != "" or frac.strip("0") != "")
     )
 
@@ -183,10 +184,7 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
     fast = _fast_parse(frame, now_ms() if ingest_time is None else ingest_time)
     if fast is not None:
         return fast
-    try:
-        message = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError(f"invalid JSON: {exc}") from None
+    message = _loads(frame)
     if not isinstance(message, dict):
         raise FrameError(f"frame must be a JSON object, got {type(message).__name__}")
     stream = message.get("stream")
@@ -216,6 +214,25 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
         is_buyer_maker=_bool_field(data, "m", "buyer-maker flag"),
         ingest_time=now_ms() if ingest_time is None else ingest_time,
     )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(frame: str | bytes) -> Any:
+    """JSON as RFC 8259 defines it. orjson first; the standard library for what orjson cannot
+    represent (numbers beyond a double, e.g. in a field we ignore, which the fast path accepts
+    too). Bytes must be UTF-8; NaN and Infinity are not JSON."""
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise FrameError(f"invalid JSON: {error}") from None
 
 
 def _bool_field(data: dict[str, Any], key: str, name: str) -> bool:

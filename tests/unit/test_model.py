@@ -71,6 +71,7 @@ def test_trade_json_roundtrip_keeps_decimal_strings() -> None:
         (frame(p="1e3"), "price ('p') is not a plain decimal"),
         (frame(p=" 1.5"), "price ('p') is not a plain decimal"),
         (frame(q="1_000"), "quantity ('q') is not a plain decimal"),
+        (frame(q="1."), "quantity ('q') is not a plain decimal"),
         (frame(q="\u0661"), "quantity ('q') is not a plain decimal"),
         (framed("\u00e4bc@trade", s="\u00c4BC"), "must be 1-32 ASCII letters and digits"),
         (framed("btcusdt@depth"), "expected 'btcusdt@trade'"),
@@ -80,6 +81,14 @@ def test_bad_frames_are_rejected_with_a_reason(raw: str, reason: str) -> None:
     with pytest.raises(FrameError) as info:
         parse_frame(raw)
     assert reason in info.value.reason
+
+
+def test_a_huge_number_in_an_ignored_field_does_not_reject_the_trade() -> None:
+    """Both parser paths agree: orjson cannot hold it, the standard library can."""
+    huge = frame()[:-2] + ',"x":' + "9" * 400 + "}}"
+    assert parse_frame(huge).trade_id == 4242
+    with pytest.raises(FrameError, match="not a plain decimal"):
+        parse_frame(frame(p="1.")[:-2] + ',"x":' + "9" * 400 + "}}")
 
 
 def test_trailing_zeros_beyond_eight_decimals_are_fine() -> None:
