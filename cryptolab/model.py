@@ -151,9 +151,11 @@ def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
     """The common case in ~1 µs: a well-formed combined-stream trade in Binance's exact format.
     None means "not sure": the careful parser then decides and explains."""
     try:
+        if isinstance(frame, bytes) and not frame.isascii():
+            frame.decode("utf-8")  # msgspec does not check the fields it skips
         message = _decode_combined(frame)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError):
+        return None  # UnicodeError: invalid UTF-8 bytes, or a str with a lone surrogate
     data, symbol = message.data, message.data.s
     if not (
         message.stream == f"{symbol.lower()}@trade"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -91,15 +91,27 @@ def frames(draw: st.DrawFn) -> str | bytes:
     return json.dumps(body, separators=(",", ":"))
 
 
+FEED_MIX = {
+    "as is": 6_500,
+    "utf-8 bytes": 800,
+    "binary": 1_000,
+    "utf-16": 400,
+    "surrogate": 600,
+    "event": 600,
+    "huge": 100,
+}
+"""How many frames of each kind a feed fuzz run draws (10,000 in all)."""
+
+
 @st.composite
-def feed_frames(draw: st.DrawFn) -> str | bytes:
-    """What a WebSocket can deliver: the frames above, plus binary frames (bytes that are not
-    UTF-8, or JSON in another encoding), unknown events and streams, and huge frames."""
+def feed_frames(draw: st.DrawFn, variant: str) -> str | bytes:
+    """What a WebSocket can deliver: the frames above (``as is``, or as UTF-8 bytes), binary
+    frames (bytes that are not UTF-8, or JSON in UTF-16), a str with a lone surrogate, unknown
+    events and streams, and huge frames (50k-100k characters)."""
     frame = draw(frames())
     text = frame if isinstance(frame, str) else frame.decode("latin-1")
-    variant = draw(
-        st.sampled_from(["as is"] * 6 + ["utf-8 bytes", "binary", "utf-16", "event", "huge"])
-    )
+    if variant == "as is":
+        return frame
     if variant == "utf-8 bytes":
         return text.encode()
     if variant == "binary":  # one invalid UTF-8 byte somewhere in the frame
@@ -109,9 +121,13 @@ def feed_frames(draw: st.DrawFn) -> str | bytes:
         return data[:at] + bad + data[at:]
     if variant == "utf-16":
         return text.encode("utf-16")
+    if variant == "surrogate":  # a str no UTF-8 encoder accepts
+        at = draw(st.integers(min_value=0, max_value=len(text)))
+        return text[:at] + "\ud800" + text[at:]
     if variant == "event":
         event = draw(st.sampled_from(["aggTrade", "depthUpdate", "serverShutdown", "kline", ""]))
-        return json.dumps({"stream": "btcusdt@" + event, "data": {"e": event, "E": BASE_MS}})
+        data = {**_trade_data(draw), "e": event}
+        return json.dumps({"stream": f"{data['s'].lower()}@{event}", "data": data})
     size = draw(st.integers(min_value=HUGE // 2, max_value=HUGE))
     filler = draw(st.sampled_from(["x", "\u00e9", "\u0000", '"', "\U0001f600"]))
     if draw(st.booleans()):
@@ -217,16 +233,21 @@ def _good_row(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+VALUE_MIX = {"json": 7_500, "null": 300, "garbage": 800, "binary": 800, "literal": 500, "huge": 100}
+"""How many Kafka values of each shape a Spark fuzz run writes (10,000 in all)."""
+
+
 @st.composite
-def kafka_values(draw: st.DrawFn) -> bytes | None:
-    """A raw Kafka value: a Trade JSON with fields replaced, removed or added, or anything."""
+def kafka_values(draw: st.DrawFn, shape: str) -> bytes | None:
+    """A raw Kafka value: a Trade JSON with fields replaced, removed or added (``json``), a
+    tombstone (``null``), random bytes, invalid UTF-8 inside the JSON, literals JSON forbids
+    (NaN, Infinity, 1e400, hex, single quotes), or a 100k-character symbol or extra field."""
     row: dict[str, Any] = _good_row(draw)
     for key in draw(st.lists(st.sampled_from([*TRADE_FIELDS, "x"]), max_size=3)):
         if draw(st.integers(min_value=0, max_value=4)) == 0:
             row.pop(key, None)
         else:
             row[key] = draw(field_values)
-    shape = draw(st.sampled_from(["json"] * 8 + ["null", "garbage", "binary", "huge", "literal"]))
     if shape == "null":
         return None
     if shape == "garbage":
@@ -271,6 +292,14 @@ def classify_value(value: bytes | None) -> str | None:
     if not isinstance(row.get("is_buyer_maker"), bool):
         return "bad flag"
     return None
+
+
+def generate_mix(strategy: Callable[[str], st.SearchStrategy[T]], mix: dict[str, int]) -> list[T]:
+    """``mix[kind]`` examples of ``strategy(kind)`` for each kind, each from its own run."""
+    drawn: list[T] = []
+    for kind, count in mix.items():
+        drawn += generate(strategy(kind), count)
+    return drawn
 
 
 def generate(strategy: st.SearchStrategy[T], count: int) -> list[T]:

@@ -1,3 +1,5 @@
+import json
+
 import orjson
 import pytest
 
@@ -89,6 +91,20 @@ def test_a_huge_number_in_an_ignored_field_does_not_reject_the_trade() -> None:
     assert parse_frame(huge).trade_id == 4242
     with pytest.raises(FrameError, match="not a plain decimal"):
         parse_frame(frame(p="1.")[:-2] + ',"x":' + "9" * 400 + "}}")
+
+
+def test_a_lone_surrogate_gives_a_reason_not_a_crash() -> None:
+    """Found by tests/reliability/test_fuzz_feed.py: msgspec raised UnicodeEncodeError for a str
+    with a lone surrogate and UnicodeDecodeError for its UTF-8-like bytes."""
+    good = json.dumps(GOOD, ensure_ascii=False)
+    with pytest.raises(FrameError, match="unknown event type"):
+        parse_frame(good.replace('"trade"', '"trad\ud800e"'))
+    with pytest.raises(FrameError, match="invalid JSON"):
+        parse_frame(good.encode()[:-1] + b'"\xed\xa0\x80"}')
+    assert parse_frame(good[:-2] + ',"x":"\ud800"}}').trade_id == 4242
+    # invalid UTF-8 in a field the fast path skips: both paths reject the frame
+    with pytest.raises(FrameError, match="invalid JSON"):
+        parse_frame(good.encode()[:-2] + b',"M":"\xed\xa0\x80"}}')
 
 
 def test_trailing_zeros_beyond_eight_decimals_are_fine() -> None:
