@@ -43,9 +43,9 @@ READ_SCHEMA = (
 checked: a plain STRING field would turn ``97000.123456789012345`` (a number) or ``true`` into
 text silently, and the number through a double."""
 SYMBOL_PATTERN = "^[A-Za-z0-9]{1,32}$"
-DECIMAL_PATTERN = "^[0-9]+([.][0-9]+)?$"
-"""A plain decimal as Binance writes it ("97000.01000000"): no sign, exponent, spaces or
-non-ASCII digits, which a cast would otherwise accept."""
+DECIMAL_PATTERN = "^-?[0-9]+([.][0-9]+)?$"
+"""A plain decimal as Binance writes it ("97000.01000000"): no exponent, "+", spaces or
+non-ASCII digits, which a cast would otherwise accept ("-" is read, to say "non-positive")."""
 TOO_PRECISE_PATTERN = "[.][0-9]{8}[0-9]*[1-9]"
 """More than 8 significant decimals: a cast to Decimal(18, 8) would round them away."""
 
@@ -79,8 +79,10 @@ def parse_values(records: Any) -> Any:
         F.col("offset"),
         F.col("timestamp").alias("kafka_time"),
         F.col("value").cast("string").alias("raw"),
+        F.expr("is_valid_utf8(value)").alias("is_utf8"),
     ).select(
         *KAFKA_COLUMNS,
+        "is_utf8",
         F.expr("try_parse_json(raw) IS NOT NULL").alias("is_json"),
         F.from_json(F.col("raw"), READ_SCHEMA).alias("t"),
     )
@@ -92,6 +94,7 @@ def parse_values(records: Any) -> Any:
         "offset",
         "kafka_time",
         F.coalesce(F.col("raw"), F.lit("")).alias("raw"),
+        "is_utf8",
         "is_json",
         F.expr("schema_of_variant(t.symbol)").alias("symbol_type"),
         _text("t.symbol").alias("symbol"),
@@ -106,7 +109,7 @@ def parse_values(records: Any) -> Any:
         _text("t.qty").alias("qty_text"),
     )
     return rows.withColumn("reason", _reason()).drop(
-        "is_json", "symbol_type", "price_text", "qty_text"
+        "is_utf8", "is_json", "symbol_type", "price_text", "qty_text"
     )
 
 
@@ -145,13 +148,16 @@ def _reason() -> Any:
     values. The rules are the producer's (:func:`cryptolab.model.parse_frame`)."""
     from pyspark.sql import functions as F
 
-    reason = F.when(~F.col("is_json"), F.lit("invalid JSON"))
+    reason = F.when(F.col("raw") == "", F.lit("empty value"))
+    # raw shows invalid bytes as U+FFFD, which could otherwise make a different valid frame
+    reason = reason.when(~F.col("is_utf8"), F.lit("not UTF-8"))
+    reason = reason.when(~F.col("is_json"), F.lit("invalid JSON"))
     reason = reason.when(F.col("symbol_type").isNull(), F.lit("schema mismatch: symbol missing"))
     reason = reason.when(
         F.col("symbol").isNull() | ~F.col("symbol").rlike(SYMBOL_PATTERN),
         F.lit("symbol is not 1-32 ASCII letters and digits"),
     )
-    for name in ("trade_id", "trade_time", "event_time", "is_buyer_maker"):
+    for name in ("trade_id", "trade_time", "event_time", "is_buyer_maker", "ingest_time"):
         reason = reason.when(F.col(name).isNull(), F.lit(f"schema mismatch: {name}"))
     reason = reason.when(F.col("trade_id") < 0, F.lit("negative trade_id"))
     for name in ("price", "qty"):
