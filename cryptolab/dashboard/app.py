@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from cryptolab.dashboard import figures, panel, view
+from cryptolab.dashboard import figures, guard, panel, view
 from cryptolab.settings import Settings
 from cryptolab.store import Store
 from cryptolab.store import queries as q
@@ -35,8 +35,10 @@ def _banner_style(live: bool) -> dict[str, str]:
     return {"background": "#1b5e20" if live else "#b71c1c"}
 
 
-def _url_params(search: str | None) -> dict[str, str]:
-    params = parse_qs((search or "").lstrip("?"), max_num_fields=20)
+def _url_params(search: Any) -> dict[str, str]:
+    if not isinstance(search, str):  # the page sends a string; anything else means no query
+        return {}
+    params = parse_qs(search.lstrip("?"), max_num_fields=20)
     return {k: v[0] for k, v in params.items() if v}
 
 
@@ -118,6 +120,7 @@ def create_app(
     """The dashboard over ``store``. ``status`` returns the pipeline state (see ``panel``)."""
     app = dash.Dash(__name__, title="cryptolab", update_title="")
     app.layout = _layout(settings, refresh_ms)
+    guard.install(app)
     _controls(app, store, settings)
     _chart(app, store)
     _tiles_and_panel(app, store, status or _no_pipeline)
