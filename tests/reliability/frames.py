@@ -304,7 +304,9 @@ def generate_mix(strategy: Callable[[str], st.SearchStrategy[T]], mix: dict[str,
 
 def generate(strategy: st.SearchStrategy[T], count: int) -> list[T]:
     """``count`` examples of ``strategy`` from one derandomized hypothesis run (fixed seed, no
-    shrinking, no example database): the same list on every run."""
+    shrinking, no example database). The same list on every run of the same tests; hypothesis
+    shares some state between runs in one process, so running other fuzz tests first can shift
+    the exact cases a little (the tests assert measured counts, never fixed ones)."""
     drawn: list[T] = []
 
     @settings(
