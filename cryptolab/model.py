@@ -21,6 +21,9 @@ PRICE_SCALE = 8
 """Binance quotes prices and quantities with at most 8 decimals."""
 MAX_DECIMAL = Decimal("9999999999.99999999")
 """Largest value of Decimal(18, 8)."""
+MAX_QUOTE = 10**12
+"""Largest price x quantity of one trade. Larger is no real trade, and a few hundred of them in
+one window would overflow the candle's quote volume (Decimal(38, 16)) and fail the query."""
 
 WINDOW_SECONDS = 10
 
@@ -161,6 +164,7 @@ def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
         message.stream == f"{symbol.lower()}@trade"
         and _plain_positive(data.p)
         and _plain_positive(data.q)
+        and len(data.p.partition(".")[0]) + len(data.q.partition(".")[0]) <= 12  # < MAX_QUOTE
         and 0 <= data.t < _INT_LIMIT
         and 0 <= data.T < _INT_LIMIT
         and 0 <= data.E < _INT_LIMIT
@@ -206,11 +210,14 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
             f"stream {str(stream)[:40]!r} does not match symbol {symbol!r} "
             f"(expected '{symbol.lower()}@trade')"
         )
+    price, qty = _decimal_field(data, "p", "price"), _decimal_field(data, "q", "quantity")
+    if Decimal(price) * Decimal(qty) > MAX_QUOTE:
+        raise FrameError(f"price x quantity is too large (> {MAX_QUOTE:.0e}): {price} x {qty}")
     return Trade(
         symbol=symbol,
         trade_id=_int_field(data, "t", "trade id"),
-        price=_decimal_field(data, "p", "price"),
-        qty=_decimal_field(data, "q", "quantity"),
+        price=price,
+        qty=qty,
         trade_time=_int_field(data, "T", "trade time"),
         event_time=_int_field(data, "E", "event time"),
         is_buyer_maker=_bool_field(data, "m", "buyer-maker flag"),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptolab.errors import StreamingError
-from cryptolab.model import WINDOW_SECONDS
+from cryptolab.model import MAX_QUOTE, WINDOW_SECONDS
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
 from cryptolab.streaming.sink import StoreSink
@@ -166,7 +166,9 @@ def _reason() -> Any:
         )
         reason = reason.when(F.col(name).isNull(), F.lit(f"{name} is not a Decimal(18,8)"))
     reason = reason.when(F.col("price") <= 0, F.lit("non-positive price"))
-    return reason.when(F.col("qty") <= 0, F.lit("non-positive qty"))
+    reason = reason.when(F.col("qty") <= 0, F.lit("non-positive qty"))
+    # else the sum in a candle overflows Decimal(38, 16) and fails the query (ANSI mode)
+    return reason.when(F.col("price") * F.col("qty") > MAX_QUOTE, F.lit("price x qty too large"))
 
 
 def valid_trades(rows: Any) -> Any:

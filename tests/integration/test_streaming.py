@@ -87,6 +87,10 @@ def test_rows_spark_cannot_use_are_quarantined_with_a_reason(
          b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "negative trade_id",
         (b'{"symbol":"BTCUSDT","trade_id":7,"price":"1","qty":"1","trade_time":1,'
          b'"event_time":1,"is_buyer_maker":true}'): "schema mismatch: ingest_time",
+        # a few hundred of these in one window overflowed the quote volume: query failed
+        (b'{"symbol":"BTCUSDT","trade_id":8,"price":"9999999999.99999999","trade_time":1,'
+         b'"qty":"9999999999.99999999","event_time":1,"is_buyer_maker":true,"ingest_time":1}'): (
+            "price x qty too large"),
         b'{"symbol": "BTCUSDT", "trade_id": "abc"}': "schema mismatch: trade_id",
         (b'{"symbol":"BTCUSDT","trade_id":1,"price":"1.0","qty":"-3","trade_time":1,'
          b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "non-positive qty",

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 T = TypeVar("T")
 
 MAX_DECIMAL = Decimal("9999999999.99999999")  # Decimal(18, 8)
+MAX_QUOTE = Decimal(10**12)  # price x qty of one trade; more would overflow a candle's sum
 INT_LIMIT = 2**63
 MAX_MILLIS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the end of ClickHouse DateTime64
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
@@ -42,6 +43,7 @@ decimal_text = st.one_of(
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     st.from_regex(r"-?[0-9]{0,12}(\.[0-9]{0,10})?", fullmatch=True),
     st.sampled_from(["1e3", " 1.5", "1_000", "\u0661", "+5", "1.", ".5", "1e400", "0.000000001"]),
+    st.sampled_from(["9999999999.99999999", "1000000", "1000000.00000001", "999999.99999999"]),
     st.text(max_size=12),
 )
 huge_values = st.one_of(
@@ -199,6 +201,8 @@ def classify_frame(frame: str | bytes) -> str | None:
         return "bad id or time"
     if decimal_problem(data.get("p")) or decimal_problem(data.get("q")):
         return "bad price or qty"
+    if Decimal(data["p"]) * Decimal(data["q"]) > MAX_QUOTE:
+        return "price x qty too large"
     if not isinstance(data.get("m"), bool):
         return "bad flag"
     return None
@@ -289,6 +293,8 @@ def classify_value(value: bytes | None) -> str | None:
         return "bad time"
     if decimal_problem(row.get("price")) or decimal_problem(row.get("qty")):
         return "bad price or qty"
+    if Decimal(row["price"]) * Decimal(row["qty"]) > MAX_QUOTE:
+        return "price x qty too large"
     if not isinstance(row.get("is_buyer_maker"), bool):
         return "bad flag"
     return None

@@ -74,6 +74,10 @@ def test_trade_json_roundtrip_keeps_decimal_strings() -> None:
         (frame(p=" 1.5"), "price ('p') is not a plain decimal"),
         (frame(q="1_000"), "quantity ('q') is not a plain decimal"),
         (frame(q="1."), "quantity ('q') is not a plain decimal"),
+        # found while fuzzing the Spark parser: a few hundred of these in one window overflowed
+        # the candle's quote volume and failed the streaming query
+        (frame(p="9999999999.99999999", q="9999999999.99999999"), "price x quantity is too large"),
+        (frame(p="1000000", q="1000000.00000001"), "price x quantity is too large"),
         (frame(q="\u0661"), "quantity ('q') is not a plain decimal"),
         (framed("\u00e4bc@trade", s="\u00c4BC"), "must be 1-32 ASCII letters and digits"),
         (framed("btcusdt@depth"), "expected 'btcusdt@trade'"),
@@ -105,6 +109,11 @@ def test_a_lone_surrogate_gives_a_reason_not_a_crash() -> None:
     # invalid UTF-8 in a field the fast path skips: both paths reject the frame
     with pytest.raises(FrameError, match="invalid JSON"):
         parse_frame(good.encode()[:-2] + b',"M":"\xed\xa0\x80"}}')
+
+
+def test_the_largest_quote_value_is_accepted_on_both_paths() -> None:
+    assert parse_frame(frame(p="1000000", q="1000000")).qty == "1000000"
+    assert parse_frame(frame(p="1000000.00000000", q="999999.99999999")).price == "1000000.00000000"
 
 
 def test_trailing_zeros_beyond_eight_decimals_are_fine() -> None:
