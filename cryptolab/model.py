@@ -6,6 +6,7 @@ Prices and quantities travel as decimal *strings* exactly as Binance sent them, 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ PRICE_SCALE = 8
 """Binance quotes prices and quantities with at most 8 decimals."""
 MAX_DECIMAL = Decimal("9999999999.99999999")
 """Largest value of Decimal(18, 8)."""
+MAX_QUOTE = 10**12
+"""Largest price x quantity of one trade. Larger is no real trade, and a few hundred of them in
+one window would overflow the candle's quote volume (Decimal(38, 16)) and fail the query."""
 
 WINDOW_SECONDS = 10
 
@@ -75,6 +79,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+"""Binance's format ("97000.01000000"). Python's Decimal also reads " 1.5", "1_000", "1e3" and
+non-ASCII digits, which Spark reads differently or not at all."""
+_SYMBOL = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
 def _decimal_field(data: dict[str, Any], key: str, name: str) -> str:
     raw = data.get(key)
     if not isinstance(raw, str):
@@ -96,6 +106,8 @@ def _decimal_field(data: dict[str, Any], key: str, name: str) -> str:
         and value != value.quantize(Decimal(1).scaleb(-PRICE_SCALE))
     ):
         raise FrameError(f"{name} ({key!r}) has more than {PRICE_SCALE} decimals: {raw[:40]!r}")
+    if not _PLAIN_DECIMAL.fullmatch(raw):
+        raise FrameError(f"{name} ({key!r}) is not a plain decimal like '97000.01': {raw[:40]!r}")
     return raw
 
 
@@ -141,6 +153,20 @@ _CANONICAL_LINES = re.compile(rf"(?:{_CANONICAL}\n)*{_CANONICAL}")
 """Newline-separated positive decimals as Binance writes them: no leading zero, exactly 8
 decimals, at most 10 digits before the point (so at most MAX_DECIMAL), not zero. A value of 10 to
 19 characters cannot hide a newline between two such lines, which need 21."""
+_MAX_QUOTE_CHARS = 12 + 2 * (PRICE_SCALE + 1)
+"""In that format, len(p) + len(q) <= this means at most 12 digits before the two points
+together, so price x quantity < 1e12 = MAX_QUOTE."""
+
+
+def _valid_utf8(frame: str | bytes) -> bool:
+    """msgspec does not check the UTF-8 of the fields it skips: bytes must be UTF-8 throughout."""
+    if isinstance(frame, str) or frame.isascii():
+        return True
+    try:
+        frame.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
@@ -149,12 +175,14 @@ def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
     decides and explains."""
     try:
         message = _decode_combined(frame)
-    except (msgspec.MsgspecError, ValueError):
+    except (msgspec.MsgspecError, ValueError):  # ValueError: a lone surrogate in a str, too
         return None
     data = message.data
     symbol = data.s
     if (
-        _CANONICAL_LINES.fullmatch(f"{data.p}\n{data.q}") is None
+        len(data.p) + len(data.q) > _MAX_QUOTE_CHARS
+        or _CANONICAL_LINES.fullmatch(f"{data.p}\n{data.q}") is None
+        or not _valid_utf8(frame)
         or message.stream != f"{symbol.lower()}@trade"
         or not (symbol.isascii() and symbol.isalnum())
     ):
@@ -176,10 +204,7 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
     fast = _fast_parse(frame, now_ms() if ingest_time is None else ingest_time)
     if fast is not None:
         return fast
-    try:
-        message = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError(f"invalid JSON: {exc}") from None
+    message = _loads(frame)
     if not isinstance(message, dict):
         raise FrameError(f"frame must be a JSON object, got {type(message).__name__}")
     stream = message.get("stream")
@@ -190,17 +215,23 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
     if event != "trade":
         raise FrameError(f"unknown event type {str(event)[:40]!r} (expected 'trade')")
     symbol = data.get("s")
-    if not isinstance(symbol, str) or not symbol.isalnum() or len(symbol) > 32:
-        raise FrameError(f"symbol ('s') must be letters and digits, got {str(symbol)[:40]!r}")
-    if stream is not None and (
-        not isinstance(stream, str) or stream.split("@", 1)[0] != symbol.lower()
-    ):
-        raise FrameError(f"stream {str(stream)[:40]!r} does not match symbol {symbol!r}")
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        raise FrameError(
+            f"symbol ('s') must be 1-32 ASCII letters and digits, got {str(symbol)[:40]!r}"
+        )
+    if stream is not None and stream != f"{symbol.lower()}@trade":
+        raise FrameError(
+            f"stream {str(stream)[:40]!r} does not match symbol {symbol!r} "
+            f"(expected '{symbol.lower()}@trade')"
+        )
+    price, qty = _decimal_field(data, "p", "price"), _decimal_field(data, "q", "quantity")
+    if Decimal(price) * Decimal(qty) > MAX_QUOTE:
+        raise FrameError(f"price x quantity is too large (> {MAX_QUOTE:.0e}): {price} x {qty}")
     return Trade(
         symbol=symbol,
         trade_id=_int_field(data, "t", "trade id"),
-        price=_decimal_field(data, "p", "price"),
-        qty=_decimal_field(data, "q", "quantity"),
+        price=price,
+        qty=qty,
         trade_time=_int_field(data, "T", "trade time"),
         event_time=_int_field(data, "E", "event time"),
         is_buyer_maker=_bool_field(data, "m", "buyer-maker flag"),
@@ -213,6 +244,25 @@ def _bool_field(data: dict[str, Any], key: str, name: str) -> bool:
     if not isinstance(raw, bool):
         raise FrameError(f"{name} ({key!r}) must be true or false, got {type(raw).__name__}")
     return raw
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(frame: str | bytes) -> Any:
+    """JSON as RFC 8259 defines it. orjson first; the standard library for what orjson cannot
+    represent (numbers beyond a double, e.g. in a field we ignore, which the fast path accepts
+    too). Bytes must be UTF-8; NaN and Infinity are not JSON."""
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise FrameError(f"invalid JSON: {error}") from None
 
 
 # -- batches ------------------------------------------------------------------------------------
@@ -255,6 +305,10 @@ def _fast_batch(frames: Sequence[str | bytes], ingest_time: int) -> list[Trade] 
     except (msgspec.MsgspecError, ValueError):
         return None
     data = [m.data for m in messages]
+    if any(len(d.p) + len(d.q) > _MAX_QUOTE_CHARS for d in data) or not all(
+        map(_valid_utf8, frames)
+    ):
+        return None
     decimals = "\n".join([d.p for d in data] + [d.q for d in data])
     if _CANONICAL_LINES.fullmatch(decimals) is None:
         return None

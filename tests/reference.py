@@ -10,7 +10,7 @@ import csv
 import gzip
 import io
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pandas as pd
@@ -63,9 +63,10 @@ def reference_candles(
     result: dict[tuple[str, int], dict[str, object]] = {}
     for (symbol, window), group in trades.groupby(["symbol", "window"], sort=True):
         prices, qtys = list(group["price"]), list(group["qty"])
-        volume = sum(qtys, Decimal(0))
-        quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
-        buys = sum((q for q, m in zip(qtys, group["m"], strict=True) if not m), Decimal(0))
+        with localcontext(prec=60):  # exact: the default 28 digits round large quote volumes
+            volume = sum(qtys, Decimal(0))
+            quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
+            buys = sum((q for q, m in zip(qtys, group["m"], strict=True) if not m), Decimal(0))
         result[(str(symbol), int(window))] = {
             "open": prices[0],
             "high": max(prices),

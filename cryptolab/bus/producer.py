@@ -7,6 +7,7 @@ replicas (``acks=all``, idempotent producer); nothing is flushed per message.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -54,8 +55,17 @@ class ProducerStats:
 
 
 def dlq_record(frame: str | bytes, reason: str) -> bytes:
-    raw = frame.decode("utf-8", errors="replace") if isinstance(frame, bytes) else frame
-    return orjson.dumps({"raw": raw[:MAX_DLQ_RAW_CHARS], "reason": reason, "ingest_time": now_ms()})
+    """``{"raw": <frame text>, "reason": ..., "ingest_time": ...}``; a frame that is not valid
+    UTF-8 (a binary WebSocket message, a lone surrogate) also keeps its exact bytes as
+    ``raw_base64``, since ``raw`` can only show them with replacement characters."""
+    record: dict[str, Any] = {"raw": "", "reason": reason, "ingest_time": now_ms()}
+    data = frame if isinstance(frame, bytes) else frame.encode("utf-8", errors="surrogatepass")
+    try:
+        record["raw"] = data.decode("utf-8")[:MAX_DLQ_RAW_CHARS]
+    except UnicodeDecodeError:
+        record["raw"] = data.decode("utf-8", errors="replace")[:MAX_DLQ_RAW_CHARS]
+        record["raw_base64"] = base64.b64encode(data[:MAX_DLQ_RAW_CHARS]).decode()
+    return orjson.dumps(record)
 
 
 class TradeProducer:

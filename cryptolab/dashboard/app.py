@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
-from cryptolab.dashboard import figures, panel, view
+from cryptolab.dashboard import figures, guard, panel, view
 from cryptolab.dashboard.auth import install_basic_auth
 from cryptolab.settings import Settings
 from cryptolab.store import Store
@@ -36,8 +36,10 @@ def _banner_style(live: bool) -> dict[str, str]:
     return {"background": "#1b5e20" if live else "#b71c1c"}
 
 
-def _url_params(search: str | None) -> dict[str, str]:
-    params = parse_qs((search or "").lstrip("?"), max_num_fields=20)
+def _url_params(search: Any) -> dict[str, str]:
+    if not isinstance(search, str):  # the page sends a string; anything else means no query
+        return {}
+    params = parse_qs(search.lstrip("?"), max_num_fields=20)
     return {k: v[0] for k, v in params.items() if v}
 
 
@@ -120,6 +122,7 @@ def create_app(
     app = dash.Dash(__name__, title="cryptolab", update_title="")
     install_basic_auth(app.server, settings)
     app.layout = _layout(settings, refresh_ms)
+    guard.install(app)
     _controls(app, store, settings)
     _chart(app, store)
     _tiles_and_panel(app, store, status or _no_pipeline)

@@ -150,7 +150,7 @@ class BinanceFeed:
             settings.binance_ws_url, settings.binance_rest_url, settings.symbols, config, state
         )
 
-    def frames(self, stop: threading.Event) -> Iterator[str]:
+    def frames(self, stop: threading.Event) -> Iterator[str | bytes]:
         out: queue.Queue[object] = queue.Queue()
         closed = threading.Event()  # the consumer stopped iterating early
         thread = threading.Thread(
@@ -182,7 +182,7 @@ class BinanceFeed:
     ) -> None:
         config, counters = self.config, self.counters
 
-        def emit(frame: str, backfilled: bool) -> None:
+        def emit(frame: str | bytes, backfilled: bool) -> None:
             out.put(frame)
 
         loop = asyncio.get_running_loop()

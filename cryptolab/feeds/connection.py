@@ -76,7 +76,7 @@ class Kind(enum.Enum):
     CLOSED = "closed"
 
 
-Event = tuple["Connection", Kind, str]
+Event = tuple["Connection", Kind, str | bytes]
 
 
 class Connection:
@@ -121,7 +121,7 @@ class Connection:
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     self._put(msg.data)
                 elif msg.type is aiohttp.WSMsgType.BINARY:
-                    self._put(msg.data.decode("utf-8", errors="replace"))
+                    self._put_binary(msg.data)
                 elif msg.type is aiohttp.WSMsgType.PING:
                     self._pong(msg.data)
                 elif msg.type is aiohttp.WSMsgType.PONG:
@@ -144,6 +144,16 @@ class Connection:
             self.inbox.put_nowait((self, Kind.SHUTDOWN, text))
         else:
             self.inbox.put_nowait((self, Kind.FRAME, text))
+
+    def _put_binary(self, data: bytes) -> None:
+        """Binance sends text; a binary message that is UTF-8 is the same frame as text. One that
+        is not is handed on as bytes, so the dead-letter record keeps them exactly."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.inbox.put_nowait((self, Kind.FRAME, data))
+            return
+        self._put(text)
 
     def _pong(self, payload: bytes) -> None:
         self._pong_payload = payload

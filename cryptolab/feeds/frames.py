@@ -40,7 +40,7 @@ def _payload(message: Any) -> Any:
     return message.get("data", message) if "stream" in message else message
 
 
-def trade_key(frame: str) -> tuple[str, int] | None:
+def trade_key(frame: str | bytes) -> tuple[str, int] | None:
     """``(symbol, trade id)`` of a trade frame, or None for anything else (bad or other event)."""
     try:
         data = _payload(orjson.loads(frame))

@@ -47,7 +47,10 @@ def record(
     try:
         with open_tape(out, "w") as handle:
             for frame in feed.frames(stop):
-                handle.write(frame)
+                # a tape is text: a binary message that is not UTF-8 is kept with U+FFFD
+                handle.write(
+                    frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+                )
                 handle.write("\n")
                 count += 1
     finally:

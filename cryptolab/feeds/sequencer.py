@@ -51,7 +51,8 @@ class _Symbol:
     restored: bool = False  # ``last`` comes from a previous run; no live trade seen yet
 
 
-Emit = Callable[[str, bool], None]
+Emit = Callable[[str | bytes, bool], None]
+"""Hands a frame on (bytes: a binary message that is not UTF-8), and whether it was backfilled."""
 
 
 class Sequencer:
@@ -93,9 +94,10 @@ class Sequencer:
         return state
 
     # -- live trades ---------------------------------------------------------------------------
-    def on_live(self, frame: str, key: tuple[str, int] | None) -> None:
+    def on_live(self, frame: str | bytes, key: tuple[str, int] | None) -> None:
         """A frame received on a WebSocket; ``key`` is its (symbol, trade id) if it is a trade."""
-        if key is None:  # not a trade: handed on as it is (the producer dead-letters bad frames)
+        if key is None or isinstance(frame, bytes):
+            # not a trade: handed on as it is (the producer dead-letters bad frames)
             self.counters.other_frames += 1
             self._emit(frame, False)
             return

@@ -62,7 +62,7 @@ class ReplayServer:
 
     def __init__(
         self,
-        frames: Sequence[str],
+        frames: Sequence[str | bytes],
         speed: float | None = 1.0,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
@@ -187,13 +187,16 @@ class ReplayServer:
     def _is_withheld(self, symbol: str, trade_id: int) -> bool:
         return any(s == symbol and a <= trade_id <= b for s, a, b in self._withheld)
 
-    async def _broadcast(self, text: str, stream: str | None) -> None:
+    async def _broadcast(self, text: str | bytes, stream: str | None) -> None:
         for client in list(self._clients):
             if client.stalled or client.ws.closed:
                 continue
             if stream is None or stream in client.streams:
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await client.ws.send_str(text)
+                    if isinstance(text, bytes):  # a binary message (a fault to inject)
+                        await client.ws.send_bytes(text)
+                    else:
+                        await client.ws.send_str(text)
                     self.stats.frames_sent += 1
 
     # -- faults --------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from typing import Any
 
 import orjson
 
-Frame = tuple[int | None, str, str | None, tuple[str, int] | None]
-"""(event time, raw text, stream, (symbol, trade id) if a trade)."""
+Frame = tuple[int | None, str | bytes, str | None, tuple[str, int] | None]
+"""(event time, raw frame, stream, (symbol, trade id) if a trade); bytes go out as binary
+WebSocket messages."""
 
 
 class ServerTape:
-    def __init__(self, frames: Sequence[str]) -> None:
+    def __init__(self, frames: Sequence[str | bytes]) -> None:
         self.frames: list[Frame] = []
         by_symbol: dict[str, dict[int, dict[str, Any]]] = {}
         for text in frames:
@@ -56,7 +57,7 @@ class ServerTape:
         return items[start : min(end, start + limit)]
 
 
-def _parse(text: str) -> tuple[int | None, str | None, dict[str, Any] | None]:
+def _parse(text: str | bytes) -> tuple[int | None, str | None, dict[str, Any] | None]:
     """(E, stream, REST item with its symbol) — Nones for what is not a well-formed trade."""
     try:
         message = orjson.loads(text)

@@ -54,7 +54,7 @@ class Shard:
         self.incoming: Connection | None = None  # the next connection, during a switch-over
         self._opening: asyncio.Task[Connection | None] | None = None
         self._overlap_started = 0.0
-        self._held: list[tuple[str, tuple[str, int] | None]] = []
+        self._held: list[tuple[str | bytes, tuple[str, int] | None]] = []
         self._first_new: dict[str, int] = {}  # first trade id per symbol on the new connection
         self._last_old: dict[str, int] = {}  # last trade id per symbol on the active connection
         self._next_switch = 0.0
@@ -148,7 +148,7 @@ class Shard:
             await self._retire(self.incoming)
             await self._retire(self.active)
 
-    async def _on_event(self, connection: Connection, kind: Kind, payload: str) -> None:
+    async def _on_event(self, connection: Connection, kind: Kind, payload: str | bytes) -> None:
         if kind is Kind.FRAME:
             self.counters.messages += 1
             key = trade_key(payload)
@@ -162,6 +162,8 @@ class Shard:
             if key is not None and connection is self.active:
                 self._last_old[key[0]] = key[1]
             self.sequencer.on_live(payload, key)
+        elif isinstance(payload, bytes):  # only frames come as bytes
+            return
         elif kind is Kind.SHUTDOWN:
             self.counters.server_shutdowns += 1
             log.warning("binance serverShutdown shard=%d conn=%d", self.index, connection.number)

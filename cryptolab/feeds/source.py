@@ -26,7 +26,7 @@ def sample_tape() -> Path:
 class Source:
     kind: str  # "live" | "replay" | "demo"
     description: str
-    frames: Callable[[threading.Event], Iterator[str]]
+    frames: Callable[[threading.Event], Iterator[str | bytes]]
     finite: bool
     stops_itself: bool = False  # the frames iterator ends by itself soon after stop is set
     counters: Callable[[], dict[str, int]] | None = None  # feed counters (live source)

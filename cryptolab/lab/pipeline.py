@@ -60,7 +60,7 @@ def _speed(speed: float | str | None) -> float | None:
     return value
 
 
-def _symbol_of(frame: str) -> str | None:
+def _symbol_of(frame: str | bytes) -> str | None:
     try:
         message = orjson.loads(frame)
         symbol = message.get("data", message).get("s")
@@ -74,7 +74,7 @@ def _only(source: Source, symbols: tuple[str, ...]) -> Source:
     bad frames still reach the dead-letter topic)."""
     wanted = set(symbols)
 
-    def frames(stop: Any) -> Iterator[str]:
+    def frames(stop: Any) -> Iterator[str | bytes]:
         for frame in source.frames(stop):
             symbol = _symbol_of(frame)
             if symbol is None or symbol in wanted:

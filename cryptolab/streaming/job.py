@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
-from cryptolab.model import SPARK_TRADE_SCHEMA, WINDOW_SECONDS
+from cryptolab.model import MAX_QUOTE, WINDOW_SECONDS
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
 from cryptolab.streaming.sink import StoreSink
@@ -36,11 +36,24 @@ TRADE_COLUMNS = (
 KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_time", "raw")
 
 
+READ_SCHEMA = (
+    "symbol VARIANT, trade_id BIGINT, price VARIANT, qty VARIANT, trade_time BIGINT, "
+    "event_time BIGINT, is_buyer_maker BOOLEAN, ingest_time BIGINT"
+)
+"""The Trade JSON as Spark reads it. Text fields are VARIANT so that their JSON type can be
+checked: a plain STRING field would turn ``97000.123456789012345`` (a number) or ``true`` into
+text silently, and the number through a double."""
+SYMBOL_PATTERN = "^[A-Za-z0-9]{1,32}$"
+DECIMAL_PATTERN = "^-?[0-9]+([.][0-9]+)?$"
+"""A plain decimal as Binance writes it ("97000.01000000"): no exponent, "+", spaces or
+non-ASCII digits, which a cast would otherwise accept ("-" is read, to say "non-positive")."""
+TOO_PRECISE_PATTERN = "[.][0-9]{8}[0-9]*[1-9]"
+"""More than 8 significant decimals: a cast to Decimal(18, 8) would round them away."""
+
+
 def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
     """Kafka topic -> every record parsed with the explicit schema, plus its Kafka position,
     raw text and a ``reason`` column: null for a valid trade, else why it is quarantined."""
-    from pyspark.sql import functions as F
-
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
@@ -51,31 +64,77 @@ def read_trades(spark: Any, settings: Settings, bootstrap: str) -> Any:
     )
     if settings.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
-    parsed = reader.load().select(
+    return parse_values(reader.load())
+
+
+def parse_values(records: Any) -> Any:
+    """Kafka records (``value`` bytes, position, timestamp) -> trade columns and ``reason``.
+
+    Another producer may share the topic, so any value can arrive: a null (tombstone), bytes
+    that are not UTF-8 or not JSON, wrong JSON types, out-of-range numbers. None of them may
+    fail the query; each becomes a row with a reason."""
+    from pyspark.sql import functions as F
+
+    parsed = records.select(
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
         F.col("timestamp").alias("kafka_time"),
         F.col("value").cast("string").alias("raw"),
-        F.from_json(F.col("value").cast("string"), SPARK_TRADE_SCHEMA).alias("t"),
+        F.expr("is_valid_utf8(value)").alias("is_utf8"),
+    ).select(
+        *KAFKA_COLUMNS,
+        "is_utf8",
+        F.expr("try_parse_json(raw) IS NOT NULL").alias("is_json"),
+        F.from_json(F.col("raw"), READ_SCHEMA).alias("t"),
     )
     # try_cast and range checks: under ANSI mode a plain cast of a bad value would fail the
     # whole query; a bad row must be quarantined instead.
     rows = parsed.select(
-        *KAFKA_COLUMNS,
-        F.col("t.symbol").alias("symbol"),
+        F.coalesce(F.col("topic"), F.lit("")).alias("topic"),
+        "partition",
+        "offset",
+        "kafka_time",
+        F.coalesce(F.col("raw"), F.lit("")).alias("raw"),
+        "is_utf8",
+        "is_json",
+        F.expr("schema_of_variant(t.symbol)").alias("symbol_type"),
+        _text("t.symbol").alias("symbol"),
         F.col("t.trade_id").alias("trade_id"),
-        F.col("t.price").try_cast(PRICE_TYPE).alias("price"),
-        F.col("t.qty").try_cast(PRICE_TYPE).alias("qty"),
+        _decimal("t.price").alias("price"),
+        _decimal("t.qty").alias("qty"),
         _millis("t.trade_time").alias("trade_time"),
         _millis("t.event_time").alias("event_time"),
         F.col("t.is_buyer_maker").alias("is_buyer_maker"),
         _millis("t.ingest_time").alias("ingest_time"),
+        _text("t.price").alias("price_text"),
+        _text("t.qty").alias("qty_text"),
     )
-    return rows.withColumn("reason", _reason())
+    return rows.withColumn("reason", _reason()).drop(
+        "is_utf8", "is_json", "symbol_type", "price_text", "qty_text"
+    )
 
 
-MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_MILLIS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the end of ClickHouse DateTime64
+
+
+def _text(name: str) -> Any:
+    """A VARIANT field -> its text when it is a JSON string, else null."""
+    from pyspark.sql import functions as F
+
+    return F.when(
+        F.expr(f"schema_of_variant({name})") == "STRING",
+        F.expr(f"try_variant_get({name}, '$', 'string')"),
+    )
+
+
+def _decimal(name: str) -> Any:
+    """A VARIANT field -> Decimal(18, 8) when it is a plain decimal string that fits exactly."""
+    from pyspark.sql import functions as F
+
+    text = _text(name)
+    exact = text.rlike(DECIMAL_PATTERN) & ~text.rlike(TOO_PRECISE_PATTERN)
+    return F.when(exact, text.try_cast(PRICE_TYPE))
 
 
 def _millis(name: str) -> Any:
@@ -87,16 +146,31 @@ def _millis(name: str) -> Any:
 
 
 def _reason() -> Any:
-    """Why a parsed row cannot be used (null when it can): schema mismatch or bad values."""
+    """Why a parsed row cannot be used (null when it can): not JSON, schema mismatch or bad
+    values. The rules are the producer's (:func:`cryptolab.model.parse_frame`)."""
     from pyspark.sql import functions as F
 
-    reason = F.when(F.col("symbol").isNull(), F.lit("schema mismatch: symbol missing"))
-    for name in ("trade_id", "trade_time", "event_time", "is_buyer_maker"):
+    reason = F.when(F.col("raw") == "", F.lit("empty value"))
+    # raw shows invalid bytes as U+FFFD, which could otherwise make a different valid frame
+    reason = reason.when(~F.col("is_utf8"), F.lit("not UTF-8"))
+    reason = reason.when(~F.col("is_json"), F.lit("invalid JSON"))
+    reason = reason.when(F.col("symbol_type").isNull(), F.lit("schema mismatch: symbol missing"))
+    reason = reason.when(
+        F.col("symbol").isNull() | ~F.col("symbol").rlike(SYMBOL_PATTERN),
+        F.lit("symbol is not 1-32 ASCII letters and digits"),
+    )
+    for name in ("trade_id", "trade_time", "event_time", "is_buyer_maker", "ingest_time"):
         reason = reason.when(F.col(name).isNull(), F.lit(f"schema mismatch: {name}"))
-    reason = reason.when(F.col("price").isNull(), F.lit("price is not a Decimal(18,8)"))
-    reason = reason.when(F.col("qty").isNull(), F.lit("qty is not a Decimal(18,8)"))
+    reason = reason.when(F.col("trade_id") < 0, F.lit("negative trade_id"))
+    for name in ("price", "qty"):
+        reason = reason.when(
+            F.col(f"{name}_text").isNull(), F.lit(f"{name} is not a decimal string")
+        )
+        reason = reason.when(F.col(name).isNull(), F.lit(f"{name} is not a Decimal(18,8)"))
     reason = reason.when(F.col("price") <= 0, F.lit("non-positive price"))
-    return reason.when(F.col("qty") <= 0, F.lit("non-positive qty"))
+    reason = reason.when(F.col("qty") <= 0, F.lit("non-positive qty"))
+    # else the sum in a candle overflows Decimal(38, 16) and fails the query (ANSI mode)
+    return reason.when(F.col("price") * F.col("qty") > MAX_QUOTE, F.lit("price x qty too large"))
 
 
 def valid_trades(rows: Any) -> Any:

@@ -54,6 +54,6 @@ def test_trades_and_dlq(kafka_bootstrap: str, make_settings: Any) -> None:
 
     dlq = [orjson.loads(m.value) for m in consume_all(kafka_bootstrap, settings.dlq_topic)]
     assert [d["raw"] for d in dlq] == bad
-    assert "symbol ('s') must be letters and digits" in dlq[0]["reason"]
+    assert "symbol ('s') must be 1-32 ASCII letters and digits" in dlq[0]["reason"]
     assert "invalid JSON" in dlq[1]["reason"]
     assert "unknown event type 'kline'" in dlq[2]["reason"]

@@ -73,7 +73,24 @@ def test_rows_spark_cannot_use_are_quarantined_with_a_reason(
     ours.close()
     rogue = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     bad = {
-        b"not json at all": "schema mismatch: symbol missing",
+        b"not json at all": "invalid JSON",
+        b'{"trade_id": 1}': "schema mismatch: symbol missing",
+        # found by tests/reliability/test_fuzz_spark.py: these were stored as trades
+        (b'{"symbol":"BTCUSDT","trade_id":3,"price":97000.123456789012,"qty":"1","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "price is not a decimal string",
+        (b'{"symbol":"BTCUSDT","trade_id":4,"price":"1.123456789","qty":"1","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "price is not a Decimal(18,8)",
+        (b'{"symbol":true,"trade_id":5,"price":"1","qty":"1","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): (
+            "symbol is not 1-32 ASCII letters and digits"),
+        (b'{"symbol":"BTCUSDT","trade_id":-6,"price":"1","qty":"1","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "negative trade_id",
+        (b'{"symbol":"BTCUSDT","trade_id":7,"price":"1","qty":"1","trade_time":1,'
+         b'"event_time":1,"is_buyer_maker":true}'): "schema mismatch: ingest_time",
+        # a few hundred of these in one window overflowed the quote volume: query failed
+        (b'{"symbol":"BTCUSDT","trade_id":8,"price":"9999999999.99999999","trade_time":1,'
+         b'"qty":"9999999999.99999999","event_time":1,"is_buyer_maker":true,"ingest_time":1}'): (
+            "price x qty too large"),
         b'{"symbol": "BTCUSDT", "trade_id": "abc"}': "schema mismatch: trade_id",
         (b'{"symbol":"BTCUSDT","trade_id":1,"price":"1.0","qty":"-3","trade_time":1,'
          b'"event_time":1,"is_buyer_maker":true,"ingest_time":1}'): "non-positive qty",

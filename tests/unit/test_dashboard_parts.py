@@ -110,3 +110,36 @@ def test_prices_and_ages_read_like_a_trading_screen() -> None:
     stale = panel.freshness_cell(now - timedelta(hours=3), now)
     assert "1.5 s" in json.dumps(fresh.to_plotly_json(), default=str)
     assert "3.0 h" in json.dumps(stale.to_plotly_json(), default=str)
+
+
+def test_a_url_search_that_is_not_text_means_no_query() -> None:
+    """Found by tests/reliability/test_fuzz_dashboard.py: a list crashed the callback (500)."""
+    from cryptolab.dashboard.app import _url_params
+
+    assert _url_params(["?symbol=BTCUSDT"]) == {}
+    assert _url_params({"symbol": "BTCUSDT"}) == {}
+    assert _url_params("?symbol=ETHUSDT&range=1h") == {"symbol": "ETHUSDT", "range": "1h"}
+
+
+def test_malformed_callback_bodies_are_named_not_dispatched() -> None:
+    """Found by tests/reliability/test_fuzz_dashboard.py: Dash answered these with a 500."""
+    from cryptolab.dashboard.guard import body_problem
+
+    callbacks = {
+        "custom-box.style": {"inputs": [{"id": "range", "property": "value"}], "state": []}
+    }
+    good = {
+        "output": "custom-box.style",
+        "outputs": {"id": "custom-box", "property": "style"},
+        "inputs": [{"id": "range", "property": "value", "value": "custom"}],
+        "changedPropIds": ["range.value"],
+    }
+    assert body_problem(callbacks, good) is None
+    assert body_problem(callbacks, [good]) == "the body must be a JSON object"
+    assert body_problem(callbacks, {**good, "output": "chart.figure"}) == "unknown callback output"
+    assert "inputs" in str(body_problem(callbacks, {**good, "inputs": 5}))
+    assert "inputs" in str(body_problem(callbacks, {**good, "inputs": [{}]}))
+    assert "outputs" in str(
+        body_problem(callbacks, {k: v for k, v in good.items() if k != "outputs"})
+    )
+    assert "changedPropIds" in str(body_problem(callbacks, {**good, "changedPropIds": [{}]}))

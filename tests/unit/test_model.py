@@ -1,3 +1,5 @@
+import json
+
 import orjson
 import pytest
 
@@ -23,6 +25,10 @@ GOOD = {
 def frame(**changes: object) -> str:
     data = {**GOOD["data"], **changes}  # type: ignore[dict-item]
     return orjson.dumps({"stream": GOOD["stream"], "data": data}).decode()
+
+
+def framed(stream: str, **changes: object) -> str:
+    return orjson.dumps({"stream": stream, "data": {**GOOD["data"], **changes}}).decode()  # type: ignore[dict-item]
 
 
 def test_parses_a_combined_stream_frame_exactly() -> None:
@@ -60,14 +66,54 @@ def test_trade_json_roundtrip_keeps_decimal_strings() -> None:
         (frame(t=True), "trade id ('t') must be an integer"),
         (frame(T=-5), "trade time ('T') out of range"),
         (frame(m="yes"), "buyer-maker flag ('m') must be true or false"),
-        (frame(s="BTC-USDT"), "symbol ('s') must be letters and digits"),
+        (frame(s="BTC-USDT"), "symbol ('s') must be 1-32 ASCII letters and digits"),
         (frame(s="ETHUSDT"), "does not match symbol 'ETHUSDT'"),
+        # found by tests/reliability/test_fuzz_feed.py: Python's Decimal and str.isalnum accept
+        # these, Spark reads them differently (or rounds them), Binance never sends them
+        (frame(p="1e3"), "price ('p') is not a plain decimal"),
+        (frame(p=" 1.5"), "price ('p') is not a plain decimal"),
+        (frame(q="1_000"), "quantity ('q') is not a plain decimal"),
+        (frame(q="1."), "quantity ('q') is not a plain decimal"),
+        # found while fuzzing the Spark parser: a few hundred of these in one window overflowed
+        # the candle's quote volume and failed the streaming query
+        (frame(p="9999999999.99999999", q="9999999999.99999999"), "price x quantity is too large"),
+        (frame(p="1000000", q="1000000.00000001"), "price x quantity is too large"),
+        (frame(q="\u0661"), "quantity ('q') is not a plain decimal"),
+        (framed("\u00e4bc@trade", s="\u00c4BC"), "must be 1-32 ASCII letters and digits"),
+        (framed("btcusdt@depth"), "expected 'btcusdt@trade'"),
     ],
 )
 def test_bad_frames_are_rejected_with_a_reason(raw: str, reason: str) -> None:
     with pytest.raises(FrameError) as info:
         parse_frame(raw)
     assert reason in info.value.reason
+
+
+def test_a_huge_number_in_an_ignored_field_does_not_reject_the_trade() -> None:
+    """Both parser paths agree: orjson cannot hold it, the standard library can."""
+    huge = frame()[:-2] + ',"x":' + "9" * 400 + "}}"
+    assert parse_frame(huge).trade_id == 4242
+    with pytest.raises(FrameError, match="not a plain decimal"):
+        parse_frame(frame(p="1.")[:-2] + ',"x":' + "9" * 400 + "}}")
+
+
+def test_a_lone_surrogate_gives_a_reason_not_a_crash() -> None:
+    """Found by tests/reliability/test_fuzz_feed.py: msgspec raised UnicodeEncodeError for a str
+    with a lone surrogate and UnicodeDecodeError for its UTF-8-like bytes."""
+    good = json.dumps(GOOD, ensure_ascii=False)
+    with pytest.raises(FrameError, match="unknown event type"):
+        parse_frame(good.replace('"trade"', '"trad\ud800e"'))
+    with pytest.raises(FrameError, match="invalid JSON"):
+        parse_frame(good.encode()[:-1] + b'"\xed\xa0\x80"}')
+    assert parse_frame(good[:-2] + ',"x":"\ud800"}}').trade_id == 4242
+    # invalid UTF-8 in a field the fast path skips: both paths reject the frame
+    with pytest.raises(FrameError, match="invalid JSON"):
+        parse_frame(good.encode()[:-2] + b',"M":"\xed\xa0\x80"}}')
+
+
+def test_the_largest_quote_value_is_accepted_on_both_paths() -> None:
+    assert parse_frame(frame(p="1000000", q="1000000")).qty == "1000000"
+    assert parse_frame(frame(p="1000000.00000000", q="999999.99999999")).price == "1000000.00000000"
 
 
 def test_trailing_zeros_beyond_eight_decimals_are_fine() -> None:

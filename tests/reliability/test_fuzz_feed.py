@@ -1,0 +1,123 @@
+"""Bad input, fuzzed, on the feed path: 10,000 generated WebSocket frames (text and binary)
+through the real producer into the real Kafka broker.
+
+The frames come from derandomized hypothesis runs, one per kind of frame
+(``frames.generate_mix(feed_frames, FEED_MIX)``: fixed seed, no shrinking, drawn in bulk so the
+whole lot goes through one producer): trade frames with fields replaced by anything (wrong
+types, NaN/Infinity, huge numbers), unknown events and streams, garbage, binary frames (invalid
+UTF-8, UTF-16), str frames with a lone surrogate, and 50k-100k character frames. The independent
+classification (``frames.classify_frame``, stdlib json + Decimal) says which must become trades.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer
+
+from cryptolab.bus.producer import MAX_DLQ_RAW_CHARS, TradeProducer
+from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.model import Trade
+from tests.reliability.frames import (
+    FEED_MIX,
+    classify_frame,
+    expected_trade,
+    feed_frames,
+    generate_mix,
+    split,
+)
+from tests.reliability.results import record
+
+CASES = 10_000
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` (up to its end offsets now)."""
+    wanted = sum(end_offsets(bootstrap, topic).values())
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=2_000,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < wanted and time.monotonic() < deadline:
+            records.extend(consumer)
+    finally:
+        consumer.close()
+    return records
+
+
+def dlq_view(frame: str | bytes) -> tuple[str, str | None]:
+    """(raw, raw_base64) the DLQ must hold for ``frame``."""
+    data = frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass")
+    try:
+        return data.decode("utf-8")[:MAX_DLQ_RAW_CHARS], None
+    except UnicodeDecodeError:
+        raw = data.decode("utf-8", "replace")[:MAX_DLQ_RAW_CHARS]
+        return raw, base64.b64encode(data[:MAX_DLQ_RAW_CHARS]).decode()
+
+
+def test_fuzzed_frames_become_trades_or_dlq_records_with_a_reason(
+    kafka_bootstrap: str, make_settings: Any
+) -> None:
+    settings = make_settings()
+    ensure_topics(settings, kafka_bootstrap)
+    frames = generate_mix(feed_frames, FEED_MIX)
+    good, bad = split(frames, classify_frame)
+    assert len(frames) >= CASES and len(good) > 1_000 and len(bad) > 1_000
+    assert sum(isinstance(f, bytes) for f in bad) > 500  # binary frames are really there
+
+    started = time.monotonic()
+    producer = TradeProducer(settings, kafka_bootstrap)
+    producer.publish_all(frames)
+    producer.flush(timeout=180)
+    producer.close()
+    trades = read_topic(kafka_bootstrap, settings.topic)
+    dlq = read_topic(kafka_bootstrap, settings.dlq_topic)
+    seconds = time.monotonic() - started
+
+    stats = producer.stats
+    counters = (stats.frames, stats.trades, stats.dlq, stats.send_errors)
+    counters_match = counters == (len(frames), len(good), len(bad), 0) and (
+        len(trades),
+        len(dlq),
+    ) == (len(good), len(bad))
+    stored = Counter(
+        (
+            (t := Trade.from_json(r.value)).symbol,
+            t.trade_id,
+            t.price,
+            t.qty,
+            t.trade_time,
+            t.event_time,
+            t.is_buyer_maker,
+        )
+        for r in trades
+    )
+    dead = [orjson.loads(r.value) for r in dlq]
+    with_reason = [d for d in dead if isinstance(d.get("reason"), str) and d["reason"]]
+    record(
+        "fuzz",
+        "feed frames -> producer -> Kafka",
+        cases=len(frames),
+        bad_cases=len(bad),
+        binary_cases=sum(isinstance(f, bytes) for f in frames),
+        trades_in_topic=len(trades),
+        in_dlq_or_quarantine=len(with_reason),
+        counters_match=counters_match,
+        crashes=0,
+        seconds=round(seconds, 1),
+    )
+    assert counters == (len(frames), len(good), len(bad), 0)
+    assert stored == Counter(expected_trade(f) for f in good)
+    assert all(r.key.decode() == orjson.loads(r.value)["symbol"] for r in trades)
+    assert len(with_reason) == len(dead) == len(bad)
+    assert Counter((d["raw"], d.get("raw_base64")) for d in dead) == Counter(map(dlq_view, bad))
