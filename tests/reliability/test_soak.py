@@ -135,7 +135,8 @@ def test_soak_keeps_lag_memory_and_files_bounded(request: pytest.FixtureRequest)
     (OUT_DIR / "samples.json").write_text(json.dumps(result["samples"]) + "\n")
     record(
         "soak",
-        f"{result['minutes']:.0f} min at {RATE} trades/s",
+        f"whole stack at {RATE} trades/s",
+        minutes=result["minutes"],
         trades_stored=total,
         trades_lost=0,
         physical_trade_rows=result["stored"]["physical"],
