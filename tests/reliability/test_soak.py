@@ -82,8 +82,8 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
 
     minutes = [s["t"] / 60 for s in samples]
     fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
-    series = (("lag", "consumer lag (messages)"), ("pss_mb", "memory of the stack (PSS, MB)"),
-              ("open_files", "open file handles"), ("threads", "threads"))  # fmt: skip
+    series = (("lag", "lag (messages)"), ("pss_mb", "memory, PSS (MB)"),
+              ("open_files", "open files"), ("threads", "threads"))  # fmt: skip
     for ax, (key, label) in zip(axes, series, strict=True):
         ax.plot(minutes, [s[key] if s[key] is not None else float("nan") for s in samples])
         ax.set_ylabel(label)
