@@ -267,10 +267,16 @@ class LocalBroker:
 
 
 def _kafka_uuid() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (as random-uuid)."""
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (as random-uuid).
+
+    Like Kafka's Uuid.randomUuid, never one starting with "-": the storage tool would read it as
+    an option (1 start in 64 failed with "--cluster-id: expected one argument")."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _metadata_ok(bootstrap: str) -> bool:

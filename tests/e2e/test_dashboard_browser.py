@@ -241,7 +241,10 @@ def test_switching_symbol_shows_that_symbols_candles(page: Any, up: dict[str, An
     page.get_by_role("option", name="ETHUSDT").click()
     eth = wait_until(lambda: candles_at_least(page, 2, "ETHUSDT"), 30, "ETHUSDT candles")
     assert max(eth["high"]) < min(btc["low"])  # ~3,600 against ~97,000
-    assert "ETHUSDT" in page.inner_text("#tile-last")
+    # the tiles refresh on their own callback: they follow within a tick or two
+    wait_until(
+        lambda: "ETHUSDT" in page.inner_text("#tile-last"), 10, "the ETHUSDT last-price tile"
+    )
     assert_matches_reference(eth, up["reference"])
 
 
