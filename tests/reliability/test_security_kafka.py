@@ -63,6 +63,24 @@ def sasl_settings(make_settings: Any, broker: SaslBroker, password: str, **extra
     )
 
 
+def _stream_to_store(
+    spark: Any, settings: Any, bootstrap: str, target: dict[int, int]
+) -> tuple[StreamingJob, int]:
+    """Run the streaming job until it has written ``target`` offsets; (the job, trades stored)."""
+    store = open_store(settings)
+    job = StreamingJob(spark, settings, bootstrap, store).start()
+    try:
+        deadline = time.monotonic() + 180
+        while not job.caught_up(target):
+            assert time.monotonic() < deadline, f"spark did not catch up: {job.processed()}"
+            time.sleep(0.5)
+    finally:
+        job.stop()
+    stored = sum(queries.trade_counts(store).values())
+    store.close()
+    return job, stored
+
+
 def test_producer_and_spark_use_the_sasl_credentials(
     spark: Any, sasl_broker: SaslBroker, make_settings: Any
 ) -> None:
@@ -79,17 +97,7 @@ def test_producer_and_spark_use_the_sasl_credentials(
     target = end_offsets(bootstrap, settings.topic, settings)
     assert sum(target.values()) == produced > 0
 
-    store = open_store(settings)
-    job = StreamingJob(spark, settings, bootstrap, store).start()
-    try:
-        deadline = time.monotonic() + 180
-        while not job.caught_up(target):
-            assert time.monotonic() < deadline, f"spark did not catch up: {job.processed()}"
-            time.sleep(0.5)
-    finally:
-        job.stop()
-    stored = sum(queries.trade_counts(store).values())
-    store.close()
+    job, stored = _stream_to_store(spark, settings, bootstrap, target)
     assert stored == produced
     checkpoint = [p for p in job.checkpoint_root.rglob("*") if p.is_file()]
     assert checkpoint  # Spark's checkpoint never stores the JAAS config with the password
@@ -246,17 +254,7 @@ def test_sasl_ssl_with_the_ca_file_for_producer_and_spark(
     producer.close()
     produced = producer.stats.trades
     target = end_offsets(bootstrap, settings.topic, settings)
-    store = open_store(settings)
-    job = StreamingJob(spark, settings, bootstrap, store).start()
-    try:
-        deadline = time.monotonic() + 180
-        while not job.caught_up(target):
-            assert time.monotonic() < deadline, f"spark did not catch up: {job.processed()}"
-            time.sleep(0.5)
-    finally:
-        job.stop()
-    stored = sum(queries.trade_counts(store).values())
-    store.close()
+    _job, stored = _stream_to_store(spark, settings, bootstrap, target)
     assert sum(target.values()) == produced == stored > 0
     record(
         "security",
