@@ -38,6 +38,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_clickhouse,
         check_spark,
         check_security,
+        check_speedups,
     ]
     for probe in probes:
         try:
@@ -287,3 +288,19 @@ def check_security(settings: Settings) -> list[Check]:
             )
         )
     return checks
+
+
+def check_speedups(settings: Settings) -> list[Check]:
+    """kafka-python checksums every record batch in pure Python unless the crc32c C module is there."""
+    from kafka.record import util
+
+    if util.crc32c_c is not None:
+        return [Check("speedups", OK, "kafka-python checksums record batches in C (crc32c)")]
+    return [
+        Check(
+            "speedups",
+            WARN,
+            "kafka-python checksums record batches in pure Python: the producer runs ~2x slower",
+            fix="pip install crc32c (a dependency of cryptolab: `make bootstrap` installs it)",
+        )
+    ]

@@ -27,6 +27,15 @@ def test_a_working_setup_is_all_ok(make_settings: Any, kafka_bootstrap: str) -> 
     assert f"{kafka_bootstrap} answers" in by_name(checks, "kafka")[0].detail
     assert "spark-kafka-" in by_name(checks, "jars")[0].detail  # the broker jars: not needed
     assert len(by_name(checks, "jars")) == 1
+    assert "in C (crc32c)" in by_name(checks, "speedups")[0].detail
+
+
+def test_a_pure_python_crc_is_a_warning(make_settings: Any, monkeypatch: Any) -> None:
+    from kafka.record import util
+
+    monkeypatch.setattr(util, "crc32c_c", None)
+    (check,) = by_name(run_checks(make_settings(dash_port=free_port())), "speedups")
+    assert check.status == WARN and "pip install crc32c" in check.fix
 
 
 def test_unreachable_services_fail_and_say_what_to_fix(make_settings: Any) -> None:
