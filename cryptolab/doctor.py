@@ -291,7 +291,7 @@ def check_security(settings: Settings) -> list[Check]:
 
 
 def check_speedups(settings: Settings) -> list[Check]:
-    """kafka-python checksums every record batch in pure Python unless the crc32c C module is there."""
+    """kafka-python checksums record batches in pure Python unless the crc32c C module is there."""
     from kafka.record import util
 
     if util.crc32c_c is not None:
