@@ -13,6 +13,7 @@ fresh data directory, fed by the bundled sample tape looped and shifted to the p
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,16 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CANDLES_SHOWN = """() => {
   const plot = document.querySelector('#chart .js-plotly-plot');
   return plot && plot.data && plot.data.length && plot.data[0].type === 'candlestick';
@@ -47,6 +38,7 @@ def scenario(name: str, data_dir: Path, out: Path) -> None:
     from cryptolab.feeds.source import Source, sample_tape
     from cryptolab.settings import load_settings
     from cryptolab.stack import Stack
+    from tests.browser import launch
 
     range_key, _, wait_s = SCENARIOS[name]
     settings = load_settings(data_dir=data_dir, dash_port=free_port())
@@ -61,12 +53,7 @@ def scenario(name: str, data_dir: Path, out: Path) -> None:
         url = f"{stack.dashboard.url}?symbol=BTCUSDT&range={range_key}"
         time.sleep(wait_s)
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-            browser = playwright.chromium.launch_persistent_context(
-                profile,
-                executable_path="/usr/bin/chromium",
-                args=FLAGS,
-                viewport={"width": 1400, "height": 980},
-            )
+            browser = launch(playwright, Path(profile))  # the browser tests' Chromium
             page = browser.new_page()
             page.goto(url)
             page.wait_for_function(CANDLES_SHOWN, timeout=60_000)
@@ -106,6 +93,7 @@ def main() -> None:
             subprocess.run(
                 [sys.executable, __file__, "--scenario", name, "--data-dir", tmp],
                 cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},  # tests.browser, for launch()
                 check=True,
             )
 
