@@ -18,8 +18,8 @@ bench: bootstrap ## run the benchmark suite (~10 min), write reports/benchmarks.
 	$(VENV)/python -m benchmarks.run $(ARGS)
 
 lint: bootstrap ## ruff + mypy
-	$(VENV)/ruff check cryptolab tests
-	$(VENV)/ruff format --check cryptolab tests
+	$(VENV)/ruff check cryptolab tests benchmarks scripts
+	$(VENV)/ruff format --check cryptolab tests benchmarks scripts
 	$(VENV)/mypy
 
 secret-scan: ## fail if a committed file holds a secret-like string (also part of `make test`)

@@ -12,6 +12,7 @@ import io
 import json
 from decimal import Decimal, localcontext
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -67,7 +68,7 @@ def reference_candles(
             volume = sum(qtys, Decimal(0))
             quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
             buys = sum((q for q, m in zip(qtys, group["m"], strict=True) if not m), Decimal(0))
-        result[(str(symbol), int(window))] = {
+        result[(str(symbol), int(cast(int, window)))] = {
             "open": prices[0],
             "high": max(prices),
             "low": min(prices),

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from cryptolab.jvm import Artifact, JarBundle, find_java, pyspark_jars_dir, resolve
 from cryptolab.settings import Settings
@@ -40,7 +41,7 @@ def connector_jars(settings: Settings) -> list[Path]:
     return resolve(connector_bundle(), settings.jars_dir)
 
 
-def create_spark(settings: Settings, app_name: str = "cryptolab") -> object:
+def create_spark(settings: Settings, app_name: str = "cryptolab") -> Any:
     """Create (or get) the SparkSession: ``settings.spark_master``, UTC, the Kafka connector."""
     find_java()
     jars = connector_jars(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_split_stages_on_a_standalone_cluster_equal_the_reference(
         ["produce", "--source", "replay", "--tape", str(tape), "--speed", "max"], env
     ).stdout
     trades = reference_candles(tape_trades(tape))
-    total = sum(int(c["trades"]) for c in trades.values())
+    total = sum(int(cast(int, c["trades"])) for c in trades.values())
     assert f"trades={total} dlq=0" in published
     cryptolab(["stream", "--until-caught-up"], env)
     assert_candles_equal(stored_candles(env, SYMBOLS), trades)

@@ -96,7 +96,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def page(browser: Any, up: dict[str, Any]) -> Iterator[Any]:
     page = browser.new_page()
-    page.dialogs = []  # type: ignore[attr-defined]
+    page.dialogs = []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
     page.add_init_script(RECORD_RESPONSES_JS)
     page.goto(up["url"])
@@ -125,7 +125,7 @@ def responses(page: Any) -> list[str]:
 
 
 def chart(page: Any) -> dict[str, Any] | None:
-    return page.evaluate(CHART_DATA_JS)  # type: ignore[no-any-return]
+    return page.evaluate(CHART_DATA_JS)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -208,6 +208,7 @@ def test_pause_freezes_the_chart_and_resume_catches_up(page: Any) -> None:
     wait_until(lambda: "Resume" in page.inner_text("#pause"), 10, "the Resume button")
     time.sleep(2)  # a tick already in flight may still land
     frozen = chart(page)
+    assert frozen is not None, "no chart data before pausing"
     time.sleep(4 * 10 / SPEED)  # four candles' worth of tape
     assert chart(page) == frozen
     page.click("#pause")

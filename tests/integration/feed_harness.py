@@ -29,9 +29,12 @@ def expected_rows(frames: list[str], tmp_path: Path) -> dict[str, list[Row]]:
     write_frames(path, frames)
     rows: dict[str, list[Row]] = defaultdict(list)
     trades = tape_trades(path).sort_values(["symbol", "trade_id"])
-    for t in trades.itertuples():
-        rows[str(t.symbol)].append(
-            (int(t.trade_id), f"{t.price:f}", f"{t.qty:f}", int(t.trade_time), bool(t.m))
+    columns = ["symbol", "trade_id", "price", "qty", "trade_time", "m"]
+    for symbol, trade_id, price, qty, trade_time, m in trades[columns].itertuples(
+        index=False, name=None
+    ):
+        rows[str(symbol)].append(
+            (int(trade_id), f"{price:f}", f"{qty:f}", int(trade_time), bool(m))
         )
     return dict(rows)
 

@@ -22,7 +22,12 @@ from tests.integration.feed_harness import (
     replay_done,
 )
 
-FAST = {"backoff_base": 0.1, "backoff_cap": 0.5, "tail_check_after": 0.5, "save_every": 0.2}
+FAST: dict[str, Any] = {
+    "backoff_base": 0.1,
+    "backoff_cap": 0.5,
+    "tail_check_after": 0.5,
+    "save_every": 0.2,
+}
 
 
 def test_rotation_and_server_shutdown_switch_over_without_a_gap(

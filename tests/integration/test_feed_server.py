@@ -20,7 +20,7 @@ from cryptolab.feeds.server import Faults, ReplayServer
 from cryptolab.feeds.synth import synth_frames
 
 
-def run_feed(feed: BinanceFeed, seconds: float, trades: int | None = None) -> list[str]:
+def run_feed(feed: BinanceFeed, seconds: float, trades: int | None = None) -> list[str | bytes]:
     """Run the feed for ``seconds``, or until it handed on ``trades`` trades (at most 30 s)."""
     stop = threading.Event()
 

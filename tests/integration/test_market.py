@@ -147,8 +147,11 @@ def test_quality_counters_find_what_the_tape_holds(
             except (ValueError, KeyError, TypeError):
                 continue
     late = sum(1 for (s, _), d in delays.items() if s == "ETHUSDT" and d > 5000)
-    got = quality.late_deliveries(store, "ETHUSDT", 5.0)
-    assert (got["late"], got["trades"]) == (late, int((reference.symbol == "ETHUSDT").sum()))
+    late_got = quality.late_deliveries(store, "ETHUSDT", 5.0)
+    assert (late_got["late"], late_got["trades"]) == (
+        late,
+        int((reference.symbol == "ETHUSDT").sum()),
+    )
     assert late > 0
     assert quality.dropped_by_watermark(store) is None, "no streaming run: not available"
     rejected = quality.quarantined(store)

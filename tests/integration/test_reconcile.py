@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -71,7 +72,7 @@ def test_reconcile_names_exactly_the_windows_it_corrects(loaded: tuple[Any, Any]
     frame = queries.candles(store, "BTCUSDT")
     bad = frame.iloc[[5, 40]].copy()
     bad["trades"] = bad["trades"] - 1
-    bad["close"] = [Decimal("1.00000000")] * 2
+    bad["close"] = pd.Series([Decimal("1.00000000")] * 2, index=bad.index)
     table = pa.Table.from_pandas(bad.drop(columns=["window_end"]), preserve_index=False)
     table = table.append_column("window_end", pa.array(list(bad["window_end"]), TS))
     table = table.append_column("updated_at", pa.array([int(time.time() * 1000)] * 2, TS))

@@ -128,8 +128,8 @@ def feed_frames(draw: st.DrawFn, variant: str) -> str | bytes:
         return text[:at] + "\ud800" + text[at:]
     if variant == "event":
         event = draw(st.sampled_from(["aggTrade", "depthUpdate", "serverShutdown", "kline", ""]))
-        data = {**_trade_data(draw), "e": event}
-        return json.dumps({"stream": f"{data['s'].lower()}@{event}", "data": data})
+        fields = {**_trade_data(draw), "e": event}
+        return json.dumps({"stream": f"{fields['s'].lower()}@{event}", "data": fields})
     size = draw(st.integers(min_value=HUGE // 2, max_value=HUGE))
     filler = draw(st.sampled_from(["x", "\u00e9", "\u0000", '"', "\U0001f600"]))
     if draw(st.booleans()):

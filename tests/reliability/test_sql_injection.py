@@ -289,7 +289,7 @@ def test_notebook_api(loaded: tuple[Store, Settings], make_settings: Any) -> Non
     }
     for payload in PAYLOADS:
         for name, read in reads.items():
-            result = read(payload)
+            result: Any = read(payload)
             empty = result is None or len(result) == 0  # DataFrame, dict or None
             assert empty, (name, payload[:40], result)
             outcomes.add("empty result")

@@ -34,7 +34,7 @@ class Harness:
         self.counters = FeedCounters()
         self.seq = Sequencer(last_ids or {}, self._emit, self.jobs.append, self.counters, max_gap)
 
-    def _emit(self, frame: str, backfilled: bool) -> None:
+    def _emit(self, frame: str | bytes, backfilled: bool) -> None:
         key = trade_key(frame)
         assert key is not None
         self.out.append((key[0], key[1], backfilled))
@@ -149,7 +149,7 @@ def test_on_stop_every_suspect_symbol_is_checked_at_once() -> None:
 @pytest.mark.parametrize("frame", ["not json", '{"e":"kline"}', '{"stream":"x","data":[]}'])
 def test_frames_that_are_not_trades_are_handed_on_for_the_dlq(frame: Any) -> None:
     h = Harness()
-    seen: list[str] = []
+    seen: list[str | bytes] = []
     h.seq._emit = lambda f, b: seen.append(f)
     h.seq.on_live(frame, trade_key(frame))
     assert seen == [frame] and h.counters.other_frames == 1

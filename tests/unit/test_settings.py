@@ -65,4 +65,4 @@ def test_password_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_are_frozen() -> None:
     s = load_settings()
     with pytest.raises(Exception, match="frozen"):
-        s.topic = "x"  # type: ignore[misc]
+        s.topic = "x"
