@@ -32,9 +32,9 @@ def baseline_send(bootstrap: str, topic: str, frames: list[str]) -> float:
     return len(frames) / elapsed
 
 
-def producer_throughput(bootstrap: str) -> Result:
-    frames = list(synth_frames(["BTCUSDT", "ETHUSDT", "BNBUSDT"], 400, 100, seed=3))
-    settings = load_settings(topic=f"bench_{uuid.uuid4().hex[:8]}", dlq_topic="bench_dlq")
+def publish_rate(bootstrap: str, topic: str, frames: list[str]) -> float:
+    """Messages/s of our producer publishing ``frames`` (a tape at hand) to a fresh ``topic``."""
+    settings = load_settings(topic=topic, dlq_topic="bench_dlq")
     ensure_topics(settings, bootstrap)
     producer = TradeProducer(settings, bootstrap)
     producer.publish(frames[0])  # connect before timing
@@ -42,9 +42,16 @@ def producer_throughput(bootstrap: str) -> Result:
     started = time.perf_counter()
     producer.publish_all(frames[1:])
     producer.flush()
-    ours = (len(frames) - 1) / (time.perf_counter() - started)
+    rate = (len(frames) - 1) / (time.perf_counter() - started)
     producer.close()
-    baseline_topic = settings.topic + "_baseline"
+    return rate
+
+
+def producer_throughput(bootstrap: str) -> Result:
+    frames = list(synth_frames(["BTCUSDT", "ETHUSDT", "BNBUSDT"], 400, 100, seed=3))
+    topic = f"bench_{uuid.uuid4().hex[:8]}"
+    ours = publish_rate(bootstrap, topic, frames)
+    baseline_topic = topic + "_baseline"
     ensure_topics(load_settings(topic=baseline_topic, dlq_topic="bench_dlq"), bootstrap)
     base = baseline_send(bootstrap, baseline_topic, frames[:3000])
     return Result(

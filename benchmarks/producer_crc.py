@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,9 +26,8 @@ from pathlib import Path
 from kafka.record import default_records, util
 from kafka.record._crc32c import crc as crc32c_python
 
+from benchmarks.bench_kafka import publish_rate
 from cryptolab.bus.broker import LocalBroker
-from cryptolab.bus.producer import TradeProducer
-from cryptolab.bus.topics import ensure_topics
 from cryptolab.feeds.synth import synth_frames
 from cryptolab.settings import load_settings
 
@@ -48,20 +46,6 @@ def checksum(python: bool) -> Iterator[None]:
         default_records.calc_crc32c = original
 
 
-def publish_rate(bootstrap: str, frames: list[str]) -> float:
-    settings = load_settings(topic=f"crc_{uuid.uuid4().hex[:8]}", dlq_topic="crc_dlq")
-    ensure_topics(settings, bootstrap)
-    producer = TradeProducer(settings, bootstrap)
-    producer.publish(frames[0])  # connect before timing
-    producer.flush()
-    started = time.perf_counter()
-    producer.publish_all(frames[1:])
-    producer.flush()
-    rate = (len(frames) - 1) / (time.perf_counter() - started)
-    producer.close()
-    return rate
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -76,12 +60,12 @@ def main() -> None:
         broker = LocalBroker(load_settings(data_dir=Path(tmp)))
         bootstrap = broker.start()
         try:
-            publish_rate(bootstrap, frames[:2000])  # warm the broker up
+            publish_rate(bootstrap, "crc_warmup", frames[:2000])  # warm the broker up
             for round_ in range(args.rounds):
                 order = [False, True] if round_ % 2 == 0 else [True, False]
                 for python in order:
                     with checksum(python):
-                        rate = publish_rate(bootstrap, frames)
+                        rate = publish_rate(bootstrap, f"crc_{uuid.uuid4().hex[:8]}", frames)
                     rates["pure Python" if python else "C (crc32c)"].append(rate)
                     print(f"round {round_ + 1} {'python' if python else 'C':>6}: {rate:,.0f} msg/s")
         finally:
