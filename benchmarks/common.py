@@ -84,6 +84,7 @@ def machine() -> dict[str, str]:
     import dash
     import kafka
     import pyspark
+    from kafka.record import util as kafka_crc
 
     return {
         "platform": platform.platform(),
@@ -94,5 +95,7 @@ def machine() -> dict[str, str]:
         "chdb": getattr(chdb, "__version__", "?"),
         "clickhouse_connect": clickhouse_connect.__version__,
         "kafka_python": kafka.__version__,
+        # row 1: kafka-python checksums record batches in C only with this extension
+        "kafka_python_crc32c": "C" if kafka_crc.crc32c_c is not None else "pure Python",
         "dash": dash.__version__,
     }
