@@ -13,11 +13,7 @@ from tests.reliability.results import REPORTS, load_rows
 TITLES = {
     "fault": "Faults injected across the pipeline",
     "fuzz": "Bad input, fuzzed",
-    "soak": "Consumer lag, memory (PSS), open file handles and threads of `cryptolab up`'s whole "
-    "process tree sampled every 10 s after a 60 s warm-up. Bounded means no upward trend: the "
-    "last third of the run is no worse than the middle third (mean lag at most 2x + 5 s of "
-    "trades, max memory at most +15%, open files at most +25, threads at most +10% + 10), and "
-    "the lag never exceeds 60 s of trades. chDB's per-thread /proc handles are counted apart.",
+    "soak": "Soak: `cryptolab up` under steady load",
     "security": "Security",
 }
 INTRO = {
@@ -26,10 +22,11 @@ INTRO = {
     "to the pipeline delivering again.",
     "fuzz": "Generated with hypothesis; every bad case must end in the DLQ or quarantine with a "
     "reason, with the counters matching.",
-    "soak": "Consumer lag, RSS and open file handles of the whole embedded stack sampled every "
-    "10 s after a 60 s warm-up. Bounded means no upward trend: the last third of the run is no "
-    "worse than the middle third (mean lag at most 2x + 5 s of trades, max RSS at most +15%, "
-    "open files at most +25), and the lag never exceeds 60 s of trades.",
+    "soak": "Consumer lag, memory (PSS), open file handles and threads of `cryptolab up`'s whole "
+    "process tree sampled every 10 s after a 60 s warm-up. Bounded means no upward trend: the "
+    "last third of the run is no worse than the middle third (mean lag at most 2x + 5 s of "
+    "trades, max memory at most +15%, open files at most +25, threads at most +10% + 10), and "
+    "the lag never exceeds 60 s of trades. chDB's per-thread /proc handles are counted apart.",
     "security": "",
 }
 COLUMNS = {

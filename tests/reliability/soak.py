@@ -1,8 +1,8 @@
 """Soak: the whole embedded stack (tape paced in real time -> producer -> embedded Kafka ->
-Spark -> chDB) for N minutes at 10x a Binance-like rate, with consumer lag, RSS and open file
-handles of `cryptolab up`'s whole process tree sampled every 10 s. (The live client's own
-faults are covered by tests/reliability/test_fault_feed.py; here the feed is the replay source
-so the soak measures the stack, not a second process serving the tape.)
+Spark -> chDB) for N minutes at 10x a Binance-like rate, with consumer lag, memory (PSS), open
+file handles and threads of `cryptolab up`'s whole process tree sampled every 10 s. (The live
+client's own faults are covered by tests/reliability/test_fault_feed.py; here the feed is the
+replay source so the soak measures the stack, not a second process serving the tape.)
 
     .venv/bin/python -m tests.reliability.soak --minutes 20 --out reports/reliability/soak.json
 
