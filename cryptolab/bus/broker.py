@@ -213,14 +213,19 @@ class LocalBroker:
 
     def _format(self, jvm: list[str], props: Path) -> None:
         cluster_id = _kafka_uuid()
+        command = [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)]
         done = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            command + self._format_options(),
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
+
+    def _format_options(self) -> list[str]:
+        """More options for Kafka's storage format (a subclass adds e.g. SCRAM users)."""
+        return []
 
     def _wait_ready(self, bootstrap: str) -> None:
         _host, port = bootstrap.rsplit(":", 1)

@@ -4,9 +4,10 @@ kafka-python retries a refused login until its bootstrap timeout and then report
 "Unable to bootstrap" (the broker closes the socket right after its error response, and the
 client often sees the close first). So before its first secured client (and again when a client
 fails) cryptolab asks the broker itself, by hand, over one socket: TLS handshake (SSL
-protocols), ``SaslHandshake`` v1 and, for PLAIN, ``SaslAuthenticate`` v1, and reports the
-broker's own answer, e.g. "Authentication failed: Invalid username or password". The password
-is sent to the broker, never into the answer.
+protocols), ``SaslHandshake`` v1 and ``SaslAuthenticate`` v1 (one round trip for PLAIN, two
+for SCRAM: :mod:`cryptolab.bus.scram`), and reports the broker's own answer, e.g.
+"Authentication failed: Invalid username or password". The password is sent to the broker
+(SCRAM: only a proof of it), never into the answer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import ssl
 import struct
 
+from cryptolab.bus.scram import ScramClient
 from cryptolab.settings import Settings
 
 TIMEOUT_S = 5.0
@@ -94,15 +96,20 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
                     f"the broker does not accept SASL mechanism {mechanism} (it offers "
                     f"{', '.join(offered) or 'none'}); fix CRYPTOLAB_KAFKA_SASL_MECHANISM"
                 )
-            if mechanism != "PLAIN":
-                return None  # SCRAM needs a multi-step exchange: no verdict from here
-            password = settings.kafka_sasl_password
-            token = b"\0" + str(settings.kafka_sasl_username).encode() + b"\0"
-            token += password.get_secret_value().encode() if password is not None else b""
-            sock.sendall(_request(SASL_AUTHENTICATE, 1, 2, struct.pack(">i", len(token)) + token))
-            body = _read_response(sock)
+            user = str(settings.kafka_sasl_username)
+            secret = settings.kafka_sasl_password
+            password = secret.get_secret_value() if secret is not None else ""
+            if mechanism == "PLAIN":
+                body = _authenticate(sock, 2, f"\0{user}\0{password}".encode())
+            else:  # SCRAM: the broker may refuse at either step
+                scram = ScramClient(mechanism, user, password)
+                body = _authenticate(sock, 2, scram.first())
+                if struct.unpack(">h", body[:2])[0] == 0:
+                    body = _authenticate(sock, 3, scram.final(_auth_bytes(body)))
         except (OSError, struct.error) as exc:
             return f"closed the connection during SASL authentication ({exc})"
+        except ValueError as exc:
+            return f"answered the {mechanism} login unexpectedly ({exc})"
     error = struct.unpack(">h", body[:2])[0]
     if error == 0:
         return None
@@ -113,6 +120,20 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
         f"({settings.kafka_security_protocol}/{mechanism}): {message}; check "
         "CRYPTOLAB_KAFKA_SASL_USERNAME and CRYPTOLAB_KAFKA_SASL_PASSWORD"
     )
+
+
+def _authenticate(sock: socket.socket, correlation: int, token: bytes) -> bytes:
+    """One SaslAuthenticate v1 round trip: the response body (error code first)."""
+    sock.sendall(_request(SASL_AUTHENTICATE, 1, correlation, struct.pack(">i", len(token)) + token))
+    return _read_response(sock)
+
+
+def _auth_bytes(body: bytes) -> bytes:
+    """The auth_bytes of a SaslAuthenticate v1 response (after the error code and message)."""
+    length = struct.unpack(">h", body[2:4])[0]
+    offset = 4 + max(length, 0)
+    size = struct.unpack(">i", body[offset : offset + 4])[0]
+    return body[offset + 4 : offset + 4 + size]
 
 
 def _strings(data: bytes) -> list[str]:

@@ -1,8 +1,10 @@
-"""A real Kafka broker that also listens with SASL_PLAINTEXT / PLAIN (tests only).
+"""A real Kafka broker that also listens with SASL_PLAINTEXT (tests only): PLAIN and SCRAM-SHA-256.
 
 It is :class:`cryptolab.bus.broker.LocalBroker` with one more listener: ``SASL://`` on its own
-port, whose users are set inline through ``listener.name.sasl.plain.sasl.jaas.config``. The
-plain listener stays for the broker's own readiness probe and inter-broker traffic.
+port. PLAIN users are set inline through ``listener.name.sasl.plain.sasl.jaas.config``; SCRAM
+users are written into the cluster metadata when the storage is formatted (``--add-scram``), as
+KRaft brokers keep them. The plain listener stays for the broker's own readiness probe and
+inter-broker traffic.
 """
 
 from __future__ import annotations
@@ -18,13 +20,19 @@ def _jaas_quote(value: str) -> str:
 
 
 class SaslBroker(LocalBroker):
-    """``users``: name -> password accepted on the SASL listener."""
+    """``users``: name -> password accepted on the SASL listener with PLAIN; ``scram_users``:
+    the same with SCRAM-SHA-256 (letters, digits and ``-`` only: the format tool's syntax)."""
 
     def __init__(
-        self, settings: Settings, users: dict[str, str], tls: tuple[Path, Path] | None = None
+        self,
+        settings: Settings,
+        users: dict[str, str],
+        tls: tuple[Path, Path] | None = None,
+        scram_users: dict[str, str] | None = None,
     ) -> None:
         super().__init__(settings)
         self.users = users
+        self.scram_users = scram_users or {}
         self.sasl_port = free_port()
         self.tls = tls  # (certificate, key) PEM: also listen with SASL_SSL on sasl_ssl_port
         self.sasl_ssl_port = free_port()
@@ -48,9 +56,12 @@ class SaslBroker(LocalBroker):
         listeners = [f"PLAINTEXT://127.0.0.1:{broker}", f"SASL://127.0.0.1:{self.sasl_port}"]
         protocols = ["PLAINTEXT:PLAINTEXT", "SASL:SASL_PLAINTEXT", "CONTROLLER:PLAINTEXT"]
         props = {
-            "sasl.enabled.mechanisms": "PLAIN",
-            "listener.name.sasl.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+            "listener.name.sasl.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
             "listener.name.sasl.plain.sasl.jaas.config": jaas,
+            "listener.name.sasl.scram-sha-256.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
         }
         if self.tls is not None:
             keystore = self.dir / "broker-keystore.pem"  # key + certificate, PEM
@@ -75,3 +86,10 @@ class SaslBroker(LocalBroker):
         lines += [f"{k}={v.replace(chr(92), chr(92) * 2)}" for k, v in props.items()]
         path.write_text("\n".join(lines) + "\n")
         return path
+
+    def _format_options(self) -> list[str]:
+        return [
+            option
+            for name, password in self.scram_users.items()
+            for option in ("--add-scram", f"SCRAM-SHA-256=[name={name},password={password}]")
+        ]

@@ -1,7 +1,7 @@
-"""Kafka credentials reach every client: a real broker that only accepts SASL/PLAIN users
-(over plain TCP, and over TLS with a certificate from a throwaway CA), our producer writing and
-Spark's Kafka source reading with them; a wrong password or an untrusted certificate is a clear
-error, quickly, that never shows the password."""
+"""Kafka credentials reach every client: a real broker that only accepts SASL users (PLAIN and
+SCRAM-SHA-256 over plain TCP, PLAIN over TLS with a certificate from a throwaway CA), our
+producer writing and Spark's Kafka source reading with them; a wrong password or an untrusted
+certificate is a clear error, quickly, that never shows the password."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from tests.reliability.tls_certs import Certificates, make_certificates
 USER = "alice"
 PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # JAAS quoting; secret-scan: allow
 WRONG = "not-alice-s-password"
+SCRAM_USER, SCRAM_PASSWORD = "bob", "B0b-scram-Pw-2026"  # secret-scan: allow
+CREDENTIALS = {"PLAIN": (USER, PASSWORD), "SCRAM-SHA-256": (SCRAM_USER, SCRAM_PASSWORD)}
 ERROR_WITHIN_S = 10.0
 
 
@@ -46,18 +48,21 @@ def sasl_broker(
         load_settings(data_dir=tmp_path_factory.mktemp("sasl-broker")),
         {USER: PASSWORD},
         tls=(certs.cert, certs.key),
+        scram_users={SCRAM_USER: SCRAM_PASSWORD},
     )
     broker.start()
     yield broker
     broker.stop()
 
 
-def sasl_settings(make_settings: Any, broker: SaslBroker, password: str, **extra: Any) -> Any:
+def sasl_settings(
+    make_settings: Any, broker: SaslBroker, password: str, mechanism: str = "PLAIN", **extra: Any
+) -> Any:
     return make_settings(
         kafka_bootstrap=broker.sasl_bootstrap,
         kafka_security_protocol="SASL_PLAINTEXT",
-        kafka_sasl_mechanism="PLAIN",
-        kafka_sasl_username=USER,
+        kafka_sasl_mechanism=mechanism,
+        kafka_sasl_username=CREDENTIALS[mechanism][0],
         kafka_sasl_password=password,
         **extra,
     )
@@ -81,10 +86,14 @@ def _stream_to_store(
     return job, stored
 
 
+@pytest.mark.parametrize("mechanism", sorted(CREDENTIALS))
 def test_producer_and_spark_use_the_sasl_credentials(
-    spark: Any, sasl_broker: SaslBroker, make_settings: Any
+    spark: Any, sasl_broker: SaslBroker, make_settings: Any, mechanism: str
 ) -> None:
-    settings = sasl_settings(make_settings, sasl_broker, PASSWORD, trigger_seconds=0.5)
+    password = CREDENTIALS[mechanism][1]
+    settings = sasl_settings(
+        make_settings, sasl_broker, password, mechanism=mechanism, trigger_seconds=0.5
+    )
     bootstrap = sasl_broker.sasl_bootstrap
     frames = list(synth_frames(["BTCUSDT", "ETHUSDT"], 20, 20, seed=5))
     started = time.monotonic()
@@ -101,12 +110,12 @@ def test_producer_and_spark_use_the_sasl_credentials(
     assert stored == produced
     checkpoint = [p for p in job.checkpoint_root.rglob("*") if p.is_file()]
     assert checkpoint  # Spark's checkpoint never stores the JAAS config with the password
-    assert not [p for p in checkpoint if PASSWORD.encode() in p.read_bytes()]
+    assert not [p for p in checkpoint if password.encode() in p.read_bytes()]
     record(
         "security",
-        "kafka SASL/PLAIN credentials",
-        attempted="broker with a SASL_PLAINTEXT/PLAIN-only listener; producer, admin, consumer "
-        "and Spark's Kafka source given CRYPTOLAB_KAFKA_SASL_*",
+        f"kafka SASL/{mechanism} credentials",
+        attempted=f"broker with a SASL_PLAINTEXT listener ({mechanism} users); producer, admin, "
+        "consumer and Spark's Kafka source given CRYPTOLAB_KAFKA_SASL_*",
         cases=produced,
         observed=f"trades produced {produced}, in Kafka {sum(target.values())}, stored by "
         f"Spark {stored}; password in {len(checkpoint)} checkpoint files: 0 times",
@@ -161,6 +170,41 @@ def test_a_wrong_kafka_password_is_a_clear_quick_error(
         observed=f"admin error after {admin_s:.1f} s, producer {producer_s:.1f} s, Spark query "
         f"failed after {spark_s:.1f} s; 'refused the credentials of user {USER!r} ... Invalid "
         "username or password'; password in messages: 0 times",
+    )
+
+
+def test_a_wrong_scram_password_is_a_clear_quick_error(
+    sasl_broker: SaslBroker, make_settings: Any
+) -> None:
+    """SCRAM is a two-step login: the probe runs both steps, so a refused SCRAM login says so
+    at once too (kafka-python alone reports "Unable to bootstrap" after its 15 s timeout)."""
+    bootstrap = sasl_broker.sasl_bootstrap
+    mechanism = "SCRAM-SHA-256"
+    good = sasl_settings(make_settings, sasl_broker, SCRAM_PASSWORD, mechanism=mechanism)
+    ensure_topics(good, bootstrap)
+    wrong = sasl_settings(make_settings, sasl_broker, WRONG, mechanism=mechanism, topic=good.topic)
+    timings = []
+    for attempt in (
+        lambda: ensure_topics(wrong, bootstrap),
+        lambda: TradeProducer(wrong, bootstrap).client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(BrokerError) as caught:
+            attempt()
+        timings.append(time.monotonic() - started)
+        message = str(caught.value)
+        assert f"refused the credentials of user '{SCRAM_USER}'" in message, message
+        assert "invalid credentials with SASL mechanism SCRAM-SHA-256" in message
+        assert WRONG not in message and SCRAM_PASSWORD not in message
+    assert max(timings) < ERROR_WITHIN_S
+    record(
+        "security",
+        "kafka wrong SCRAM password",
+        attempted="SCRAM-SHA-256 user on the SASL listener, CRYPTOLAB_KAFKA_SASL_PASSWORD wrong: "
+        "topic admin, producer",
+        cases=2,
+        observed=f"errors after {timings[0]:.1f} s and {timings[1]:.1f} s naming the user and the "
+        "broker's reason; password in messages: 0 times",
     )
 
 
