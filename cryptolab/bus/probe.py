@@ -89,7 +89,7 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
         try:
             sock.sendall(_request(SASL_HANDSHAKE, 1, 1, _string(mechanism)))
             body = _read_response(sock)
-            error = struct.unpack(">h", body[:2])[0]
+            error = _error_code(body)
             if error != 0:
                 offered = _strings(body[2:])
                 return (
@@ -104,13 +104,13 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
             else:  # SCRAM: the broker may refuse at either step
                 scram = ScramClient(mechanism, user, password)
                 body = _authenticate(sock, 2, scram.first())
-                if struct.unpack(">h", body[:2])[0] == 0:
+                if _error_code(body) == 0:
                     body = _authenticate(sock, 3, scram.final(_auth_bytes(body)))
         except (OSError, struct.error) as exc:
             return f"closed the connection during SASL authentication ({exc})"
         except ValueError as exc:
             return f"answered the {mechanism} login unexpectedly ({exc})"
-    error = struct.unpack(">h", body[:2])[0]
+    error = _error_code(body)
     if error == 0:
         return None
     length = struct.unpack(">h", body[2:4])[0]
@@ -120,6 +120,11 @@ def sasl_probe(settings: Settings, bootstrap: str) -> str | None:
         f"({settings.kafka_security_protocol}/{mechanism}): {message}; check "
         "CRYPTOLAB_KAFKA_SASL_USERNAME and CRYPTOLAB_KAFKA_SASL_PASSWORD"
     )
+
+
+def _error_code(body: bytes) -> int:
+    """The error code a SaslHandshake or SaslAuthenticate response body starts with."""
+    return int(struct.unpack(">h", body[:2])[0])
 
 
 def _authenticate(sock: socket.socket, correlation: int, token: bytes) -> bytes:

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 
@@ -21,11 +21,7 @@ class ScramClient:
     mechanism: str
     user: str
     password: str
-    nonce: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.nonce:
-            object.__setattr__(self, "nonce", secrets.token_urlsafe(24))
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
     def _bare(self) -> str:
