@@ -14,8 +14,11 @@ test: bootstrap ## run the whole test suite (unit, integration, e2e)
 	@scripts/test-tools.sh
 	$(VENV)/python -m pytest $(ARGS)
 
-bench: bootstrap ## run the benchmark suite (~10 min), write reports/benchmarks.{md,json}
+bench: bootstrap ## run the benchmark suite (~25 min) into build/results/bench/<run>/ (reports/ untouched)
 	$(VENV)/python -m benchmarks.run $(ARGS)
+
+bench-report: ## render reports/benchmarks.{md,json} from the newest complete, clean `make bench` run
+	$(VENV)/python -m benchmarks.run --render $(ARGS)
 
 lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff check cryptolab tests benchmarks scripts
@@ -41,4 +44,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test bench lint secret-scan lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap run test bench bench-report lint secret-scan lab notebooks kafka-start kafka-stop clean-data

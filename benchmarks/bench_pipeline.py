@@ -1,5 +1,5 @@
-"""Measures 4 (freshness), 5 (drain capacity), 8 (peak RSS at 10x) and 9 (cold start): the
-whole embedded stack (real Kafka, Spark, chDB) in this process."""
+"""Rows 5 (drain capacity), 8 (peak RSS at 10x) and 9 (cold start): the whole embedded stack
+(real Kafka, Spark, chDB)."""
 
 from __future__ import annotations
 
@@ -8,184 +8,76 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psutil
 
-from benchmarks.common import Result, median, percentile
+from benchmarks.common import Baseline, Clause, Result, spread
+from benchmarks.streams import (
+    CONFIGS,
+    OURS,
+    RATE,
+    SEED,
+    SYMBOLS,
+    TRIGGER_ONLY,
+    live_source,
+    paced_frames,
+    publish_paced,
+    running_job,
+)
 from cryptolab.bus.producer import TradeProducer
-from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.feeds.source import Source
+from cryptolab.bus.topics import end_offsets
 from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import replay
-from cryptolab.settings import Settings, load_settings
+from cryptolab.settings import load_settings
 from cryptolab.stack import Stack
-from cryptolab.store import open_store
+from cryptolab.store.schema import TRADES
 from cryptolab.streaming.job import StreamingJob
-from cryptolab.streaming.session import create_spark
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
-RATE = 46.0  # BTCUSDT's average trades/s
-PACED_RATE = 5_000  # trades/s published during the paced run of row 5
-ORIGINAL = {"trigger_seconds": 10.0, "shuffle_partitions": 200}  # the seed's untuned job
+PACED_RATE = 5_000  # trades/s published during the paced runs of row 5
 
 
-def _settings(tmp: str, bootstrap: str, **overrides: Any) -> Settings:
-    return load_settings(
-        data_dir=Path(tmp),
-        kafka_bootstrap=bootstrap,
-        topic=f"bench_{uuid.uuid4().hex[:8]}",
-        reconcile_every_seconds=0,
-        **overrides,
-    )
-
-
-def _live_source(seconds: float, speed: float, frames_out: list[dict[str, Any]]) -> Source:
-    """Synthetic trades stamped from the moment the feed starts, paced in real time x speed."""
-
-    def frames(stop: threading.Event) -> Iterator[str]:
-        start_ms = int(time.time() * 1000) + 200
-        rate = RATE * speed
-        for frame in replay(synth_frames(SYMBOLS, seconds / speed, rate, 5, start_ms), 1.0):
-            frames_out.append(orjson.loads(frame)["data"])
-            yield frame
-
-    return Source("replay", "benchmark feed", frames, finite=True)
-
-
-def freshness_run(bootstrap: str, seconds: float, **overrides: Any) -> list[float]:
-    """Latency (s) from each trade's trade_time until a candle including it is queryable."""
-    sent: list[dict[str, Any]] = []
-    latencies: list[float] = []
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
-        stack = Stack(_settings(tmp, bootstrap, **overrides), _live_source(seconds, 1.0, sent))
-        stack.start(dash=False)
-        seen: dict[tuple[str, int], int] = {}
-        try:
-            while not stack.status.feed_done or len(latencies) < len(sent) * 0.9:
-                _poll_candles(stack, sent, seen, latencies)
-                time.sleep(0.05)
-                if stack.status.feed_done and time.time() - sent[-1]["T"] / 1000 > 30:
-                    break
-        finally:
-            stack.stop()
-    return latencies[len(latencies) // 10 :]  # drop the warm-up tenth
-
-
-def _poll_candles(
-    stack: Stack,
-    sent: list[dict[str, Any]],
-    seen: dict[tuple[str, int], int],
-    latencies: list[float],
-) -> None:
-    assert stack.store is not None
-    now = time.time()
-    rows = stack.store.query_rows(
-        f"SELECT symbol, toUnixTimestamp64Milli(window_start), trades "  # noqa: S608
-        f"FROM {stack.store.table('candles_10s')} FINAL"
-    )
-    by_window: dict[tuple[str, int], list[int]] = {}
-    for trade in list(sent):
-        by_window.setdefault((trade["s"], trade["T"] // 10_000 * 10_000), []).append(trade["T"])
-    for symbol, window, count in rows:
-        key = (str(symbol), int(window))
-        times = by_window.get(key, [])
-        for index in range(seen.get(key, 0), min(int(count), len(times))):
-            latencies.append(now - times[index] / 1000)
-        seen[key] = max(seen.get(key, 0), int(count))
-
-
-def freshness(bootstrap: str, seconds: float = 60) -> Result:
-    ours = freshness_run(bootstrap, seconds)
-    base = freshness_run(bootstrap, seconds, **ORIGINAL)
-    p50, p99, b50 = median(ours), percentile(ours, 99), median(base)
-    return Result(
-        4,
-        "freshness: trade_time -> candle queryable",
-        "s p50",
-        round(p50, 3),
-        round(b50, 3),
-        "p50 <= 1.5 s, p99 <= 3 s, >= 5x lower p50 than baseline",
-        p50 <= 1.5 and p99 <= 3 and b50 / p50 >= 5,
-        notes=f"3 symbols x {RATE:g} trades/s, {seconds:g} s, polled every 50 ms; "
-        "baseline: 10 s trigger, 200 shuffle partitions (Spark defaults, as the seed)",
-        extra={
-            "p99_s": round(p99, 3),
-            "baseline_p99_s": round(percentile(base, 99), 3),
-            "samples": len(ours),
-        },
-    )
-
-
-def drain_rate(bootstrap: str, trades: int, **overrides: Any) -> float:
-    """Trades/s the streaming job processes from a backlog already in Kafka."""
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
-        settings = _settings(tmp, bootstrap, **overrides)
-        ensure_topics(settings, bootstrap)
+def drain_rate(bootstrap: str, trades: int, **overrides: Any) -> tuple[float, str | None]:
+    """Trades/s the streaming job stores from a backlog already in Kafka, and what is wrong
+    with what it stored (None: every trade published is stored once)."""
+    with running_job(bootstrap, start=False, **overrides) as (job, store, settings):
         producer = TradeProducer(settings, bootstrap)
         seconds = trades / (RATE * 100 * len(SYMBOLS))
-        producer.publish_all(synth_frames(SYMBOLS, seconds, RATE * 100, seed=9))
+        producer.publish_all(synth_frames(SYMBOLS, seconds, RATE * 100, seed=9), bulk=True)
         producer.flush()
         producer.close()
         target = end_offsets(bootstrap, settings.topic)
-        spark = create_spark(settings)
-        spark.conf.set("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-        store = open_store(settings)
         started = time.perf_counter()
-        job = StreamingJob(spark, settings, bootstrap, store).start()
-        try:
-            while not job.caught_up(target):
-                time.sleep(0.1)
-            elapsed = time.perf_counter() - started
-        finally:
-            job.stop()
-            store.close()
-        return sum(target.values()) / elapsed
+        job.start()
+        while not job.caught_up(target):
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        published = sum(target.values())
+        distinct = store.query_rows(
+            f"SELECT uniqExact(symbol, trade_id) FROM {store.table(TRADES)}"  # noqa: S608
+        )[0][0]
+    problem = None if distinct == published else f"stored {distinct:,} of {published:,} trades"
+    return published / elapsed, problem
 
 
 def paced_lag(bootstrap: str, rate: float, seconds: float, **overrides: Any) -> dict[str, Any]:
     """Publish synthetic trades at ``rate``/s for ``seconds`` into the running job; sample the
     consumer lag (topic end offsets minus what the slower query has committed) every 2 s."""
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
-        settings = _settings(tmp, bootstrap, **overrides)
-        ensure_topics(settings, bootstrap)
-        frames = list(synth_frames(SYMBOLS, seconds, rate / len(SYMBOLS), seed=11))
-        spark: Any = create_spark(settings)
-        spark.conf.set("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-        store = open_store(settings)
-        job = StreamingJob(spark, settings, bootstrap, store).start()
+    frames = paced_frames(rate, seconds, seed=11)
+    lags: list[int] = []  # one sample every 2 s
+    with running_job(bootstrap, **overrides) as (job, _, settings):
         producer = TradeProducer(settings, bootstrap)
-        lags: list[int] = []  # one sample every 2 s
         try:
-            sent, started = 0, time.monotonic()
-            next_sample = started + 2
-            while sent < len(frames):
-                due = min(len(frames), int((time.monotonic() - started) * rate))
-                if due > sent:
-                    producer.publish_batch(frames[sent:due])
-                    sent = due
-                if time.monotonic() >= next_sample:
-                    lags.append(_lag(job, bootstrap, settings.topic))
-                    next_sample += 2
-                time.sleep(0.05)
-            producer.flush()
-            lags.append(_lag(job, bootstrap, settings.topic))
+            sample = lambda: lags.append(_lag(job, bootstrap, settings.topic))  # noqa: E731
+            publish_paced(producer, frames, rate, sample)
+            sample()
         finally:
             producer.close()
-            job.stop()
-            store.close()
     return {
-        "paced_rate_per_s": round(rate),
-        "paced_seconds": round(len(frames) / rate),
-        "paced_max_lag_messages": max(lags),
-        "paced_max_lag_after_10s_messages": max(lags[5:], default=lags[-1]),
-        "paced_last_lag_messages": lags[-1],
+        "max_lag": max(lags),
+        "max_lag_after_10s": max(lags[5:], default=lags[-1]),
+        "last_lag": lags[-1],
     }
 
 
@@ -196,74 +88,97 @@ def _lag(job: StreamingJob, bootstrap: str, topic: str) -> int:
     return sum(max(0, o - min((d.get(p, 0) for d in done), default=0)) for p, o in end.items())
 
 
-def capacity(bootstrap: str, trades: int = 200_000) -> Result:
-    """Both jobs drain the same backlog, both in a JIT-warm JVM: the first drain of a fresh
-    process runs ~2x slower (compilation), and a small backlog flatters the job whose cost is
-    per batch (200 shuffle partitions: ~15 s of state-store tasks per batch here)."""
-    cold = drain_rate(bootstrap, trades // 4)  # warm-up, reported but not compared
-    ours = drain_rate(bootstrap, trades)
-    base = drain_rate(bootstrap, trades, **ORIGINAL)
-    paced_seconds = float(os.environ.get("CRYPTOLAB_BENCH_PACED_S", 60))
-    paced = paced_lag(bootstrap, PACED_RATE, paced_seconds)
-    paced_base = paced_lag(bootstrap, PACED_RATE, paced_seconds, **ORIGINAL)
-    return Result(
+def capacity(
+    bootstrap: str, repeats: int = 3, trades: int = 200_000, paced_seconds: float = 45
+) -> Result:
+    """Every job drains the same backlog, in a JIT-warm JVM (the first drain of a process runs
+    ~2x slower: a warm-up drain comes first), rotating within each round; then each is paced."""
+    cold, problem = drain_rate(bootstrap, trades // 4)
+    problems = [f"warm-up: {problem}"] if problem else []
+    rates: dict[str, list[float]] = {c.name: [] for c in CONFIGS}
+    for round_ in range(repeats):
+        shift = round_ % len(CONFIGS)
+        for config in CONFIGS[shift:] + CONFIGS[:shift]:
+            rate, problem = drain_rate(bootstrap, trades, **config.overrides)
+            rates[config.name].append(round(rate))
+            problems += [f"{config.name}: {problem}"] if problem else []
+    seconds = float(os.environ.get("CRYPTOLAB_BENCH_PACED_S", paced_seconds))
+    paced = {c.name: paced_lag(bootstrap, PACED_RATE, seconds, **c.overrides) for c in CONFIGS}
+    result = Result(
         5,
         "pipeline capacity: Kafka backlog -> trades + candles stored",
         "trades/s",
-        round(ours),
-        round(base),
+        rates[OURS.name],
         ">= 10x baseline and >= 5,000 trades/s",
-        ours / base >= 10 and ours >= 5000,
-        notes=f"drain of a {trades:,}-trade backlog by each job, after a {trades // 4:,}-trade "
-        f"warm-up drain; then each job paced at {PACED_RATE:,} trades/s for "
-        f"{paced['paced_seconds']} s, lag sampled every 2 s (CRYPTOLAB_BENCH_PACED_S=600: 10 min)",
-        extra={
-            "cold_first_drain_trades_per_s": round(cold),
-            **paced,
-            **{f"baseline_{k}": v for k, v in paced_base.items() if "lag" in k},
-        },
+        [],
+        [Baseline(c.name, rates[c.name], c.note) for c in (SEED, TRIGGER_ONLY)],
+        notes=f"each job drains the same {trades:,}-trade backlog (a fresh topic each time) "
+        f"until both queries have committed every offset, after a {trades // 4:,}-trade "
+        "warm-up drain; each drain is checked to have stored every trade. Then each job runs "
+        f"paced at {PACED_RATE:,} trades/s for {seconds:g} s with the consumer lag (messages) "
+        "sampled every 2 s (CRYPTOLAB_BENCH_PACED_S=600: 10 min)",
+        extra={"cold_first_drain_trades_per_s": round(cold)}
+        | {f"paced_{c.name}": paced[c.name] for c in CONFIGS},
+        error="; ".join(problems) or None,
     )
+    ours, ratio = spread(result.ours)["median"], result.ratio(result.baselines[0]) or 0.0
+    result.clauses = [
+        Clause(">= 10x the seed", round(ratio, 2), ratio >= 10),
+        Clause(">= 5,000 trades/s", ours, ours >= 5000),
+    ]
+    return result
 
 
-def peak_rss(bootstrap: str | None, seconds: float = 60) -> Result:
+def peak_rss_run(seconds: float) -> dict[str, Any]:
     """Whole embedded stack (this process, Spark JVM, local broker) at 10x a Binance-like rate."""
     sent: list[dict[str, Any]] = []
     peak = 0
-    lag_samples: list[int] = []
+    lags: list[int] = []
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         settings = load_settings(data_dir=Path(tmp), reconcile_every_seconds=0)
-        stack = Stack(settings, _live_source(seconds * 10, 10.0, sent)).start(dash=True)
+        stack = Stack(settings, live_source(seconds * 10, 10.0, sent)).start(dash=True)
         me = psutil.Process()
         try:
-            deadline = time.monotonic() + seconds + 30
+            deadline = time.monotonic() + seconds + 60
             while not stack.status.feed_done and time.monotonic() < deadline:
                 procs = [me, *me.children(recursive=True)]
                 if stack.broker is not None and stack.broker.status().pid:
                     procs.append(psutil.Process(stack.broker.status().pid))
                 peak = max(peak, sum(_rss(p) for p in {p.pid: p for p in procs}.values()))
                 assert stack.job is not None
+                stack.job.raise_if_failed()
                 done = stack.job.processed().get("candles", {})
                 target = end_offsets(stack.status.bootstrap, settings.topic)
-                lag_samples.append(sum(max(0, o - done.get(p, 0)) for p, o in target.items()))
+                lags.append(sum(max(0, o - done.get(p, 0)) for p, o in target.items()))
                 time.sleep(1.0)
+            finished = stack.status.feed_done
         finally:
             stack.stop()
-    gb = peak / 1e9
-    return Result(
+    return {"gb": peak / 1e9, "sent": len(sent), "max_lag": max(lags, default=0),
+            "finished": finished}  # fmt: skip
+
+
+def peak_rss(repeats: int = 2, seconds: float = 30) -> Result:
+    runs = [peak_rss_run(seconds) for _ in range(repeats)]
+    unfinished = sum(not r["finished"] for r in runs)
+    result = Result(
         8,
         "peak RSS of the whole embedded stack at 10x replay",
         "GB",
-        round(gb, 2),
-        None,
+        [round(r["gb"], 3) for r in runs],
         "<= 3 GB",
-        gb <= 3,
-        notes=f"{len(sent):,} trades in {seconds:g} s (10x {len(SYMBOLS)} x {RATE:g}/s), "
-        "Python + Spark JVM + Kafka JVM + chDB + Dash; sampled every 1 s",
+        [],
+        notes=f"{len(SYMBOLS)} symbols x {RATE * 10:g} trades/s for {seconds:g} s per run, "
+        "Python + Spark JVM + Kafka JVM + chDB + Dash; RSS summed over the processes every 1 s",
         extra={
-            "max_lag_messages": max(lag_samples, default=0),
-            "last_lag_messages": lag_samples[-1] if lag_samples else None,
+            "trades_per_run": spread([float(r["sent"]) for r in runs]),
+            "max_lag_messages": spread([float(r["max_lag"]) for r in runs]),
         },
+        error=f"{unfinished} run(s) did not finish their feed in time" if unfinished else None,
     )
+    gb = spread(result.ours)["median"]
+    result.clauses = [Clause("<= 3 GB", gb, gb <= 3)]
+    return result
 
 
 def _rss(process: psutil.Process) -> int:
@@ -273,41 +188,36 @@ def _rss(process: psutil.Process) -> int:
         return 0
 
 
-def cold_start() -> Result:
+COLD_START = ["up", "--source", "replay", "--speed", "1", "--no-dash", "--seconds", "25"]
+
+
+def cold_start_run() -> tuple[float | None, str | None]:
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
-        started = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cryptolab",
-                "--data-dir",
-                tmp,
-                "up",
-                "--source",
-                "replay",
-                "--speed",
-                "1",
-                "--no-dash",
-                "--seconds",
-                "35",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        wall = time.perf_counter() - started
+        cmd = [sys.executable, "-m", "cryptolab", "--data-dir", tmp, *COLD_START]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
     match = re.search(r"first candle queryable ([0-9.]+) s after start", done.stderr)
-    value = float(match.group(1)) if match else float("nan")
-    return Result(
+    if done.returncode != 0 or match is None:
+        return None, f"`cryptolab {' '.join(COLD_START)}` exited {done.returncode}" + (
+            "" if match else " without a first candle"
+        )
+    return float(match.group(1)), None
+
+
+def cold_start(repeats: int = 3) -> Result:
+    runs = [cold_start_run() for _ in range(repeats)]
+    values = [v for v, _ in runs if v is not None]
+    errors = [e for _, e in runs if e]
+    result = Result(
         9,
         "`cryptolab up` cold start to first candle (jars cached)",
         "s",
-        round(value, 1),
-        None,
+        values,
         "<= 30 s",
-        value <= 30,
-        notes=f"includes starting the local Kafka broker and Spark; exit {done.returncode},"
-        f" whole 35 s run incl. drain and shutdown {wall:.0f} s",
+        [],
+        notes=f"`cryptolab {' '.join(COLD_START)}` in a fresh data dir, {repeats} runs: "
+        "starts the local Kafka broker and Spark; the time is the one it logs",
+        error="; ".join(errors) or None,
     )
+    worst = spread(values)["median"] if values else None
+    result.clauses = [Clause("<= 30 s", worst, worst is not None and worst <= 30)]
+    return result

@@ -13,7 +13,9 @@ as the live sink does), in interleaved rounds:
 
     .venv/bin/python -m benchmarks.chdb_read_floor [--rounds 60]
 
-Writes ``benchmarks/results/chdb_read_floor.md``. Not a test: numbers depend on the machine.
+Writes ``build/results/bench/standalone/chdb_read_floor.md`` (``--out`` elsewhere; the copy
+limits.md cites is ``benchmarks/results/chdb_read_floor.md``). Not a test: numbers depend on the
+machine.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks import candlegen
+from benchmarks.common import STANDALONE, git_commit
 from cryptolab.settings import load_settings
 from cryptolab.store import Store, open_store
 from cryptolab.store import queries as q
 from cryptolab.store.schema import CANDLES_10S
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SYMBOL = "BTCUSDT"
 
 
@@ -74,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--days", type=float, default=30)
+    parser.add_argument("--out", type=Path, default=STANDALONE / "chdb_read_floor.md")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cryptolab-floor-") as tmp:
@@ -105,7 +108,8 @@ def main() -> None:
         f"Store: {args.days:g} days x 3 symbols of 10 s candles; one candle row inserted before "
         f"each of {args.rounds} rounds; reads interleaved, order alternating.  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 1-min load "
-        f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"commit {git_commit()}.",
         "",
         "| read | p25 ms | p50 ms |",
         "|---|---:|---:|",
@@ -113,8 +117,8 @@ def main() -> None:
     for name, values in samples.items():
         quartiles = statistics.quantiles(values, n=4)
         lines.append(f"| {name} | {quartiles[0]:.2f} | {quartiles[1]:.2f} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "chdb_read_floor.md").write_text("\n".join(lines) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

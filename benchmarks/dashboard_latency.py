@@ -12,8 +12,9 @@ network), in alternating order:
     .venv/bin/python -m benchmarks.dashboard_latency            # 30 days x 3 symbols, 200 ticks
     .venv/bin/python -m benchmarks.dashboard_latency --days 1 --ticks 50   # a quick look
 
-Writes ``benchmarks/results/dashboard_latency.md`` (and ``.json``). Not a test: numbers depend
-on the machine and on what else runs on it.
+Writes ``build/results/bench/standalone/dashboard_latency.md`` (and ``.json``; ``--out``
+elsewhere). Not a test: numbers depend on the machine and on what else runs on it. Row 6 of
+``make bench`` (benchmarks/bench_dashboard.py) times every request of a tick, not only the chart.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks import candlegen
+from benchmarks.common import STANDALONE, git_commit
 from cryptolab.dashboard.app import create_app
 from cryptolab.settings import load_settings
 from cryptolab.store import Store, open_store
 from cryptolab.store.schema import CANDLES_10S
 
-RESULTS = Path(__file__).resolve().parent / "results"
 RANGES = ("15m", "1h", "6h", "24h")
 INPUTS = (
     ("tick", "n_intervals"),
@@ -220,7 +221,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT,BNBUSDT")
     parser.add_argument("--ticks", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=RESULTS / "dashboard_latency.md")
+    parser.add_argument("--out", type=Path, default=STANDALONE / "dashboard_latency.md")
     args = parser.parse_args()
     symbols = args.symbols.split(",")
     load_before = os.getloadavg()[0]
@@ -246,7 +247,7 @@ def main() -> None:
         "fill_s": fill_s,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
-        "when": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "when": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {git_commit()}",
         "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
     text = markdown(results, others, meta)

@@ -7,7 +7,9 @@ publishing thread needs. Rounds alternate C / Python on fresh topics of the same
 
     .venv/bin/python -m benchmarks.producer_crc [--rounds 3] [--seconds 100]
 
-Writes ``benchmarks/results/producer_crc.md``. Not a test: numbers depend on the machine.
+Writes ``build/results/bench/standalone/producer_crc.md`` (``--out`` elsewhere; the copy
+limits.md cites is ``benchmarks/results/producer_crc.md``). Not a test: numbers depend on the
+machine.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import platform
 import statistics
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,12 +29,26 @@ from pathlib import Path
 from kafka.record import default_records, util
 from kafka.record._crc32c import crc as crc32c_python
 
-from benchmarks.bench_kafka import publish_rate
+from benchmarks.common import STANDALONE, git_commit
 from cryptolab.bus.broker import LocalBroker
+from cryptolab.bus.producer import TradeProducer
+from cryptolab.bus.topics import ensure_topics
 from cryptolab.feeds.synth import synth_frames
 from cryptolab.settings import load_settings
 
-RESULTS = Path(__file__).resolve().parent / "results"
+
+def publish_rate(bootstrap: str, topic: str, frames: list[str]) -> float:
+    """Messages/s of row 1's producer publishing ``frames`` (a list: batched) to ``topic``."""
+    settings = load_settings(topic=topic, dlq_topic="bench_dlq")
+    ensure_topics(settings, bootstrap)
+    producer = TradeProducer(settings, bootstrap)
+    producer.client.partitions_for(topic)  # connected before timing
+    started = time.perf_counter()
+    producer.publish_all(frames)
+    producer.flush()
+    rate = len(frames) / (time.perf_counter() - started)
+    producer.close()
+    return rate
 
 
 @contextmanager
@@ -50,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=100, help="of tape at 100 trades/s x 3")
+    parser.add_argument("--out", type=Path, default=STANDALONE / "producer_crc.md")
     args = parser.parse_args()
     if util.crc32c_c is None:
         raise SystemExit("the crc32c package is not installed: run `make bootstrap`")
@@ -74,12 +92,13 @@ def main() -> None:
     lines = [
         "# Producer: kafka-python's batch checksum in C vs pure Python",
         "",
-        "Command: `.venv/bin/python -m benchmarks.producer_crc`  ",
+        f"Command: `.venv/bin/python -m benchmarks.producer_crc --rounds {args.rounds} "
+        f"--seconds {args.seconds:g}`  ",
         f"{len(frames):,} synthetic frames per run (row 1's producer: parse, validate, JSON, "
         f"acks=all, idempotent), {args.rounds} rounds alternating, one local broker.  ",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, 1-min load "
         f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {git_commit()}.",
         "",
         "| checksum | runs (msg/s) | median msg/s |",
         "|---|---|---:|",
@@ -88,8 +107,8 @@ def main() -> None:
         runs = ", ".join(f"{v:,.0f}" for v in values)
         lines.append(f"| {name} | {runs} | {statistics.median(values):,.0f} |")
     lines += ["", f"C over pure Python: **{c / py:.2f}x** (medians)."]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "producer_crc.md").write_text("\n".join(lines) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

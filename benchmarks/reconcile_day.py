@@ -1,6 +1,9 @@
 """How long does `reconcile` take for one day of trades at 50 trades/s (4.32 M trades)?
 
-    .venv/bin/python benchmarks/reconcile_day.py [--rate 50] [--symbols 1] [--out FILE.md]
+    .venv/bin/python -m benchmarks.reconcile_day [--rate 50] [--symbols 1] [--out FILE.md]
+
+Writes ``build/results/bench/standalone/reconcile.md`` unless ``--out`` says otherwise (the
+published copy is ``--out reports/reconcile.md``).
 
 Loads synthetic trades straight into a fresh embedded store (chDB), then times:
   1. reconcile from nothing (every 10 s window of the day written),
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.common import STANDALONE, git_commit
 from cryptolab.settings import load_settings
 from cryptolab.store import open_store
 from cryptolab.store.reconcile import reconcile
@@ -67,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=50.0, help="trades/s per symbol")
     parser.add_argument("--symbols", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("reports/reconcile.md"))
+    parser.add_argument("--out", type=Path, default=STANDALONE / "reconcile.md")
     args = parser.parse_args()
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
@@ -86,10 +90,10 @@ def main() -> None:
     lines = [
         "# Reconcile: one day of trades",
         "",
-        f"Command: `.venv/bin/python benchmarks/reconcile_day.py --rate {args.rate:g} "
+        f"Command: `.venv/bin/python -m benchmarks.reconcile_day --rate {args.rate:g} "
         f"--symbols {args.symbols}`  ",
         f"Machine: {platform.machine()}, {platform.python_version()}, embedded chDB; "
-        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {git_commit()}.",
         "",
         f"{loaded:,} trades ({args.symbols} symbol(s) x {args.rate:g}/s x 24 h) loaded in "
         f"{load_s:.1f} s ({loaded / load_s:,.0f} rows/s, 500k-row Arrow inserts).",

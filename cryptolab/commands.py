@@ -82,12 +82,17 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     settings = _settings(args, symbols=args.symbols)
     _sigterm_interrupts()
+    started = time.monotonic()
     try:
         stats = run_producer(settings, _source(args, settings))
     except KeyboardInterrupt:
         log.info("interrupted, producer stopped")
         return 0
-    print(f"published frames={stats.frames} trades={stats.trades} dlq={stats.dlq}", flush=True)
+    print(
+        f"published frames={stats.frames} trades={stats.trades} dlq={stats.dlq} "
+        f"in {time.monotonic() - started:.2f} s",
+        flush=True,
+    )
     return 0
 
 

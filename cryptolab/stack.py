@@ -156,7 +156,8 @@ class Stack:
         # a live feed finishes its backfills after stop is set: let it end by itself
         stop = None if self.source.stops_itself else self._stop_feed
         try:
-            self.producer.publish_all(self.source.frames(self._stop_feed), stop)
+            frames = self.source.frames(self._stop_feed)
+            self.producer.publish_all(frames, stop, bulk=not self.source.paced)
             self.producer.flush()
         except BaseException as exc:  # surfaced by run()/drain(), never swallowed
             self._feed_error = exc

@@ -54,7 +54,7 @@ def run_producer(
     producer = TradeProducer(settings, bootstrap)
     log.info("producer started source=%s bootstrap=%s", source.description, bootstrap)
     try:
-        producer.publish_all(source.frames(stop), stop)
+        producer.publish_all(source.frames(stop), stop, bulk=not source.paced)
         producer.flush()
     finally:
         producer.close()

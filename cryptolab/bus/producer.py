@@ -8,6 +8,7 @@ replicas (``acks=all``, idempotent producer); nothing is flushed per message.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import threading
 import time
@@ -30,10 +31,10 @@ log = logging.getLogger(__name__)
 MAX_DLQ_RAW_CHARS = 100_000
 SOURCE_HEADER = "cryptolab-source"
 BACKFILL_HEADERS = [(SOURCE_HEADER, b"rest-backfill")]
-BATCH_FRAMES = 512
-"""Frames parsed in one call when the frames are all there already (a list, e.g. a tape); a
-live feed's iterator is published frame by frame, as each arrives."""
 """Kafka headers of a trade the feed recovered over REST instead of receiving it live."""
+BATCH_FRAMES = 512
+"""Frames parsed in one call when the frames are all there already (a list, or a tape read at
+max speed); a live feed or a paced replay is published frame by frame, as each arrives."""
 
 
 @dataclass
@@ -183,18 +184,36 @@ class TradeProducer:
                 self.stats.per_symbol[symbol] = self.stats.per_symbol.get(symbol, 0) + count
 
     def publish_all(
-        self, frames: Iterable[str | bytes], stop: threading.Event | None = None
+        self,
+        frames: Iterable[str | bytes],
+        stop: threading.Event | None = None,
+        bulk: bool = False,
     ) -> None:
+        """Publish every frame until ``frames`` ends or ``stop`` is set.
+
+        A sequence, or an iterator with ``bulk=True`` (its frames come without waiting: a tape
+        read at max speed), is published :data:`BATCH_FRAMES` at a time through
+        :meth:`publish_batch`. Any other iterator (a live feed, a paced replay) is published
+        frame by frame, so that no frame waits for the next one to arrive.
+        """
         if isinstance(frames, Sequence):
-            for start in range(0, len(frames), BATCH_FRAMES):
+            chunks: Iterable[Sequence[str | bytes]] = (
+                frames[start : start + BATCH_FRAMES]
+                for start in range(0, len(frames), BATCH_FRAMES)
+            )
+        elif bulk:
+            iterator = iter(frames)
+            chunks = iter(lambda: list(itertools.islice(iterator, BATCH_FRAMES)), [])
+        else:
+            for frame in frames:
                 if stop is not None and stop.is_set():
                     break
-                self.publish_batch(frames[start : start + BATCH_FRAMES])
+                self.publish(frame)
             return
-        for frame in frames:
+        for chunk in chunks:
             if stop is not None and stop.is_set():
                 break
-            self.publish(frame)
+            self.publish_batch(chunk)
 
     def flush(self, timeout: float = 60.0) -> None:
         """Wait until every message is acknowledged; raise if any send failed."""

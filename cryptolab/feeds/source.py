@@ -30,6 +30,7 @@ class Source:
     finite: bool
     stops_itself: bool = False  # the frames iterator ends by itself soon after stop is set
     counters: Callable[[], dict[str, int]] | None = None  # feed counters (live source)
+    paced: bool = True  # frames come as they happen; False: as fast as read (published in batches)
 
     @property
     def is_live(self) -> bool:
@@ -45,6 +46,7 @@ def replay_source(path: Path, speed: float | None) -> Source:
         description=f"REPLAY of {path.name} at {pace} — not live",
         frames=lambda stop: tape.replay(tape.read_frames(path), speed),
         finite=True,
+        paced=speed is not None,
     )
 
 

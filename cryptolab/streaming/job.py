@@ -352,3 +352,4 @@ class StreamingJob:
                 log.warning("stopping query %s failed error=%r", name, exc)
         if self.metrics is not None:
             self.spark.streams.removeListener(self.metrics)
+            self.metrics.flush()  # rows held back by the once-a-second write

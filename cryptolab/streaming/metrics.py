@@ -1,13 +1,18 @@
 """Record every micro-batch's progress of our streaming queries in ``pipeline_metrics``.
 
 A StreamingQueryListener runs in the driver; each progress report becomes one row: input rate,
-processing rate, batch duration, watermark, rows dropped as late, state size.
+processing rate, batch duration, watermark, rows dropped as late, state size. Rows are written
+at most once per second (both queries report every trigger, and ClickHouse wants few, larger
+INSERTs); what is held back is written with the next report, when a query idles or stops, and
+by :meth:`MetricsRecorder.flush`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -66,10 +71,14 @@ _SCHEMA = pa.schema(
 class MetricsRecorder(StreamingQueryListener):
     """Writes the progress of the named queries to the store; never breaks the stream."""
 
-    def __init__(self, store: Store, query_names: set[str]) -> None:
+    def __init__(self, store: Store, query_names: set[str], every_seconds: float = 1.0) -> None:
         self.store = store
         self.query_names = query_names
+        self.every_seconds = every_seconds
         self.dropped_late = 0
+        self._rows: list[dict[str, Any]] = []
+        self._last_insert = float("-inf")
+        self._lock = threading.Lock()
 
     def onQueryStarted(self, event: Any) -> None:
         pass
@@ -80,13 +89,30 @@ class MetricsRecorder(StreamingQueryListener):
             if progress.get("name") not in self.query_names:
                 return
             row = progress_row(progress)
-            self.dropped_late += row["rows_dropped_by_watermark"]
-            self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist([row], _SCHEMA))
+            with self._lock:
+                self.dropped_late += row["rows_dropped_by_watermark"]
+                self._rows.append(row)
+                due = time.monotonic() - self._last_insert >= self.every_seconds
+            if due:
+                self.flush()
         except Exception as exc:  # a metrics failure must not stop the pipeline; say so loudly
             log.warning("recording streaming progress failed error=%r", exc)
 
+    def flush(self) -> None:
+        """Write the rows held back (one INSERT); a failure is logged, never raised."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if rows:
+                self._last_insert = time.monotonic()
+        if not rows:
+            return
+        try:
+            self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist(rows, _SCHEMA))
+        except Exception as exc:
+            log.warning("recording streaming progress failed rows=%d error=%r", len(rows), exc)
+
     def onQueryIdle(self, event: Any) -> None:
-        pass
+        self.flush()
 
     def onQueryTerminated(self, event: Any) -> None:
-        pass
+        self.flush()
