@@ -53,11 +53,11 @@ def freshness_run(bootstrap: str, seconds: float, **overrides: Any) -> dict[str,
                     stack.job.raise_if_failed()
                 if stack.status.error:
                     raise RuntimeError(stack.status.error)
-                now = time.time()
                 rows = stack.store.query_rows(
                     f"SELECT symbol, toUnixTimestamp64Milli(window_start), trades "  # noqa: S608
                     f"FROM {table} FINAL"
                 )
+                now = time.time()  # after the answer: a count is never credited too early
                 for symbol, window, count in rows:
                     times = seen_at.setdefault((str(symbol), int(window)), [])
                     times.extend([now] * (int(count) - len(times)))

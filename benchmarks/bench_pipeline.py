@@ -188,7 +188,7 @@ def _rss(process: psutil.Process) -> int:
         return 0
 
 
-COLD_START = ["up", "--source", "replay", "--speed", "1", "--no-dash", "--seconds", "25"]
+COLD_START = ["up", "--source", "replay", "--speed", "1", "--no-dash", "--seconds", "40"]
 
 
 def cold_start_run() -> tuple[float | None, str | None]:

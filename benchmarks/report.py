@@ -101,7 +101,8 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _notes(row: dict[str, Any]) -> str:
-    parts = [f"- **{row['id']}** {row.get('notes', '')}"]
+    notes = str(row.get("notes", "")).rstrip()
+    parts = [f"- **{row['id']}** {notes}" + ("" if notes.endswith(".") else ".")]
     if row.get("error"):
         parts.append(f" **Failed: {row['error']}**")
     for base in row.get("baselines", []):
