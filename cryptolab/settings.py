@@ -8,12 +8,11 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -22,10 +21,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from cryptolab import redact
 from cryptolab.errors import ConfigError
+from cryptolab.redact import mask_url
 
 ENV_PREFIX = "CRYPTOLAB_"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 
 
 class _OwnDotEnv(DotEnvSettingsSource):
@@ -151,10 +154,62 @@ class Settings(BaseSettings):
                 raise ValueError(f"symbol {symbol!r} must be letters and digits, like BTCUSDT")
         return symbols
 
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        """Kafka security settings that do not go together fail here, saying what to set.
+        (ConfigError is not a ValueError, so pydantic passes it through unchanged.)"""
+        protocol = self.kafka_security_protocol
+        sasl_set = [
+            name
+            for name, value in (
+                ("CRYPTOLAB_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                ("CRYPTOLAB_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("CRYPTOLAB_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            )
+            if value is not None
+        ]
+        if protocol in SASL_PROTOCOLS:
+            missing = [
+                name
+                for name in (
+                    "CRYPTOLAB_KAFKA_SASL_MECHANISM",
+                    "CRYPTOLAB_KAFKA_SASL_USERNAME",
+                    "CRYPTOLAB_KAFKA_SASL_PASSWORD",
+                )
+                if name not in sasl_set
+            ]
+            if missing:
+                raise ConfigError(
+                    f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)} "
+                    "(mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                )
+        elif sasl_set:
+            raise ConfigError(
+                f"{', '.join(sasl_set)} set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol}: "
+                "set it to SASL_SSL (or SASL_PLAINTEXT on a trusted network), or unset the SASL "
+                "settings"
+            )
+        if self.kafka_ssl_cafile is not None:
+            if protocol not in SSL_PROTOCOLS:
+                raise ConfigError(
+                    f"CRYPTOLAB_KAFKA_SSL_CAFILE is set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL="
+                    f"{protocol}: use SSL or SASL_SSL"
+                )
+            if not self.kafka_ssl_cafile.is_file():
+                raise ConfigError(
+                    f"CRYPTOLAB_KAFKA_SSL_CAFILE={self.kafka_ssl_cafile} is not a file "
+                    "(a PEM file with the CA certificate(s) of the brokers)"
+                )
+        if protocol != "PLAINTEXT" and not self.kafka_bootstrap:
+            raise ConfigError(
+                f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} applies to an external cluster: "
+                "set CRYPTOLAB_KAFKA_BOOTSTRAP=host:port (the local broker cryptolab starts is "
+                "PLAINTEXT on 127.0.0.1)"
+            )
+        return self
+
     def __repr_args__(self) -> Any:
         """``repr``/``str`` with SecretStr masked (pydantic) and URL passwords masked too."""
-        from cryptolab.redact import mask_url
-
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if isinstance(value, str) and "://" in value else value
 
@@ -218,11 +273,7 @@ def load_settings(**overrides: Any) -> Settings:
             for name, err in zip(names, exc.errors(), strict=True)
         )
         raise ConfigError(f"invalid settings: {problems}") from None
-    from cryptolab import redact
-    from cryptolab.bus.security import check_kafka_security
-
     redact.register(*settings.secret_values())
-    check_kafka_security(settings)
     return settings
 
 
@@ -240,8 +291,3 @@ def require_writable_dir(path: Path, setting: str) -> Path:
             f"{setting} at a writable place with free space, or fix its permissions"
         ) from exc
     return path
-
-
-def python_for_workers() -> str:
-    """The interpreter Spark's Python workers must run (the one running cryptolab)."""
-    return sys.executable

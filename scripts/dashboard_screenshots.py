@@ -34,8 +34,8 @@ def scenario(name: str, data_dir: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from cryptolab.bus.broker import free_port
-    from cryptolab.feeds import tape
     from cryptolab.feeds.source import Source, sample_tape
+    from cryptolab.feeds.tapes import tape
     from cryptolab.settings import load_settings
     from cryptolab.stack import Stack
     from tests.browser import launch

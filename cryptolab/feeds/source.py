@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from cryptolab.feeds import binance, tape
+from cryptolab.feeds.live import binance
+from cryptolab.feeds.tapes import tape
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ class Source:
     finite: bool
     stops_itself: bool = False  # the frames iterator ends by itself soon after stop is set
     counters: Callable[[], dict[str, int]] | None = None  # feed counters (live source)
-
-    @property
-    def is_live(self) -> bool:
-        return self.kind == "live"
 
 
 def replay_source(path: Path, speed: float | None) -> Source:

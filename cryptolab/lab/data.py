@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptolab.batch.load import LoadReport, load_tape
 from cryptolab.errors import ConfigError, CryptolabError, TapeError
 from cryptolab.redact import mask_url
 from cryptolab.settings import Settings, load_settings
 from cryptolab.store import Store, open_store
-from cryptolab.store.load import LoadReport, load_tape
 
 SAMPLE = "sample"
 SAMPLE_MARKET = "sample_market.jsonl.gz"

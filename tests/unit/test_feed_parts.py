@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from cryptolab.errors import FeedError
-from cryptolab.feeds.backfill import WeightBudget
-from cryptolab.feeds.binance import FeedState, stream_url
-from cryptolab.feeds.config import FeedConfig
-from cryptolab.feeds.connection import AttemptLimiter, Backoff
-from cryptolab.feeds.frames import (
+from cryptolab.feeds.live.backfill import WeightBudget
+from cryptolab.feeds.live.binance import FeedState, stream_url
+from cryptolab.feeds.live.config import FeedConfig
+from cryptolab.feeds.live.connection import AttemptLimiter, Backoff
+from cryptolab.frames import (
     is_backfilled,
     is_server_shutdown,
     rest_trade_frame,

@@ -7,8 +7,8 @@ import pytest
 
 from cryptolab.errors import TapeError
 from cryptolab.feeds.source import sample_tape
-from cryptolab.feeds.synth import INSTRUMENTS, synth_frames
-from cryptolab.feeds.tape import Pacer, looped_live, read_frames, shift_frame, write_frames
+from cryptolab.feeds.tapes.synth import INSTRUMENTS, synth_frames
+from cryptolab.feeds.tapes.tape import Pacer, looped_live, read_frames, shift_frame, write_frames
 from cryptolab.model import parse_frame
 
 

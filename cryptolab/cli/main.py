@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptolab import commands as cmd
+from cryptolab.cli import commands as cmd
 from cryptolab.errors import CryptolabError
 
 
@@ -53,7 +53,7 @@ def _positive_float(text: str) -> float:
 
 
 def _withhold(text: str) -> Any:
-    from cryptolab.feeds.server import Withhold
+    from cryptolab.feeds.server.app import Withhold
 
     try:
         return Withhold.parse(text)

@@ -17,11 +17,18 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from cryptolab.feeds.config import FeedConfig
-from cryptolab.feeds.connection import AttemptLimiter, Backoff, Connection, Event, Kind, stream_url
-from cryptolab.feeds.counters import FeedCounters
-from cryptolab.feeds.frames import trade_key
-from cryptolab.feeds.sequencer import Sequencer
+from cryptolab.feeds.live.config import FeedConfig
+from cryptolab.feeds.live.connection import (
+    AttemptLimiter,
+    Backoff,
+    Connection,
+    Event,
+    Kind,
+    stream_url,
+)
+from cryptolab.feeds.live.counters import FeedCounters
+from cryptolab.feeds.live.sequencer import Sequencer
+from cryptolab.frames import trade_key
 
 log = logging.getLogger(__name__)
 

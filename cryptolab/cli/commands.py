@@ -112,8 +112,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from cryptolab.cli.render import render_candles
     from cryptolab.store import open_store, queries
-    from cryptolab.store.render import render_candles
 
     symbol = _symbol(args.symbol)
     if args.interval not in queries.INTERVALS:
@@ -198,8 +198,8 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_tape_synth(args: argparse.Namespace) -> int:
-    from cryptolab.feeds.synth import DEFAULT_START_MS, synth_frames
-    from cryptolab.feeds.tape import write_frames
+    from cryptolab.feeds.tapes.synth import DEFAULT_START_MS, synth_frames
+    from cryptolab.feeds.tapes.tape import write_frames
 
     start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
     symbols = load_settings(symbols=args.symbols).symbols
@@ -210,7 +210,7 @@ def cmd_tape_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_tape_import(args: argparse.Namespace) -> int:
-    from cryptolab.feeds.vision import import_tape
+    from cryptolab.feeds.tapes.vision import import_tape
 
     count = import_tape(args.file, args.symbol, args.out)
     print(f"wrote {count} trades to {args.out}")
@@ -220,7 +220,7 @@ def cmd_tape_import(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     import threading
 
-    from cryptolab.feeds.record import record
+    from cryptolab.feeds.tapes.record import record
 
     settings = _settings(args, symbols=args.symbols)
     stop = threading.Event()
@@ -235,7 +235,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-    from cryptolab.feeds.server import Faults, ReplayServer
+    from cryptolab.feeds.server.app import Faults, ReplayServer
 
     faults = Faults(
         drop_every=args.drop_every,
