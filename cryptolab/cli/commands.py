@@ -8,12 +8,12 @@ import logging
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptolab.errors import CryptolabError
 from cryptolab.settings import Settings, load_settings
+from cryptolab.times import EPOCH, iso_z, to_utc
 
 log = logging.getLogger("cryptolab")
 
@@ -140,7 +140,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = open_store(settings)
     try:
-        since = args.since or datetime(1970, 1, 1, tzinfo=UTC)
+        since = args.since or EPOCH
         report = reconcile(store, since, args.until)
     finally:
         store.close()
@@ -152,13 +152,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cryptolab.report import render_report
 
     settings = _settings(args)
-    start, end = (t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (args.start, args.end))
+    start, end = to_utc(args.start), to_utc(args.end)
     if start >= end:
         raise CryptolabError("--start must be before --end")
     parameters = {
         "symbol": _symbol(args.symbol),
-        "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "end": end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "start": iso_z(start),
+        "end": iso_z(end),
         "interval": args.interval,
         "tape": str(args.tape) if args.tape else None,
         "data_dir": str(settings.data_dir.resolve()),

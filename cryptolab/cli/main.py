@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptolab.cli import commands as cmd
 from cryptolab.errors import CryptolabError
+from cryptolab.times import parse_utc
 
 
 def _speed(text: str) -> float | None:
@@ -28,11 +29,9 @@ def _speed(text: str) -> float | None:
 
 def _iso(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 time: {text[:40]!r} (e.g. 2026-11-01T00:00:00Z)"
-        ) from None
+        return parse_utc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:

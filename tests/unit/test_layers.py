@@ -13,7 +13,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "cryptolab"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cryptolab.errors", "cryptolab.redact", "cryptolab.data"),
-    ("cryptolab.settings", "cryptolab.model", "cryptolab.frames", "cryptolab.jvm"),
+    (
+        "cryptolab.settings",
+        "cryptolab.model",
+        "cryptolab.frames",
+        "cryptolab.jvm",
+        "cryptolab.times",
+    ),
     ("cryptolab.feeds", "cryptolab.bus", "cryptolab.store"),
     ("cryptolab.streaming", "cryptolab.dashboard", "cryptolab.batch"),
     ("cryptolab.stack", "cryptolab.stages", "cryptolab.doctor", "cryptolab.report"),
