@@ -69,6 +69,10 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
         return msgspec.json.decode(payload, type=cls)
 
 
+TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
+"""The Trade's fields in order: the columns of ``trades`` that the stream and loaders write."""
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
