@@ -28,8 +28,9 @@ from benchmarks.common import Baseline, Clause, Result, spread
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.feeds.source import replay_source
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import event_time_of, read_frames, write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import read_frames, write_frames
+from cryptolab.frames import event_time_of
 from cryptolab.settings import Settings, load_settings
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]

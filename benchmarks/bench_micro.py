@@ -7,7 +7,7 @@ import json
 from benchmarks.common import Baseline, Clause, Result, interleaved, spread
 from cryptolab.bus.producer import BATCH_FRAMES
 from cryptolab.errors import FrameError
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.model import parse_frame, parse_frames
 
 

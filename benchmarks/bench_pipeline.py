@@ -29,7 +29,7 @@ from benchmarks.streams import (
 )
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.settings import load_settings
 from cryptolab.stack import Stack
 from cryptolab.store.schema import TRADES

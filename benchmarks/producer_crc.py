@@ -33,7 +33,7 @@ from benchmarks.common import STANDALONE, git_commit
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import ensure_topics
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.settings import load_settings
 
 

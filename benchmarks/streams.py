@@ -18,8 +18,8 @@ import orjson
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import ensure_topics
 from cryptolab.feeds.source import Source
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import replay
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import replay
 from cryptolab.settings import Settings, load_settings
 from cryptolab.store import Store, open_store
 from cryptolab.streaming.job import StreamingJob

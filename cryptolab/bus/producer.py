@@ -22,7 +22,7 @@ from kafka.partitioner.default import murmur2
 
 from cryptolab.bus.security import explain_kafka_failure, kafka_python_options
 from cryptolab.errors import BrokerError, FrameError
-from cryptolab.feeds.frames import is_backfilled
+from cryptolab.frames import is_backfilled
 from cryptolab.model import Trade, now_ms, parse_frame, parse_frames
 from cryptolab.settings import Settings
 

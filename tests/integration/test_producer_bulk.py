@@ -10,8 +10,8 @@ import pytest
 from cryptolab.bus.producer import BATCH_FRAMES, TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.feeds.source import replay_source
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.model import Trade
 from tests.integration.test_producer import consume_all
 

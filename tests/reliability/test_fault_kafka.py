@@ -10,8 +10,8 @@ from pathlib import Path
 
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.topics import end_offsets
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.settings import load_settings
 from tests.reliability.pipeline import (
     Up,
