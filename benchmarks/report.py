@@ -21,7 +21,7 @@ LIMITS = Path(__file__).resolve().parent / "limits.md"
 def problems(meta: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Why a run cannot be published as reports/benchmarks.md (empty: it can)."""
     found = []
-    if "finished" not in meta:
+    if not meta.get("finished"):
         found.append("it did not finish")
     if meta.get("partial"):
         found.append(f"it ran only rows {meta.get('rows_wanted')} (--only)")
