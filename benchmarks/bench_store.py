@@ -30,6 +30,7 @@ from cryptolab.store.schema import TRADES
 
 TS = pa.timestamp("ms", tz="UTC")
 WINDOW_S = 10  # the INSERT rate is checked over every 10 s window
+KEEPS_UP = 5  # a median micro-batch above 5 triggers' worth of trades: the job fell behind
 SINGLE_ROWS = 100  # rows inserted one per INSERT per round (the baseline)
 SINGLE_NOTE = f"the original design: {SINGLE_ROWS} rows, one INSERT each, per round, same store"
 
@@ -103,6 +104,7 @@ def stream_inserts(bootstrap: str, seconds: float) -> dict[str, Any]:
         "blocks": blocks,
         "inserts": log.inserts,
         "run_seconds": run_seconds,
+        "trigger_s": settings.trigger_seconds,
         "sent": sent,
         "stored": int(stored),
     }
@@ -177,6 +179,15 @@ def store_write_rate(bootstrap: str, repeats: int = 3, seconds: float = 30) -> R
         errors.append(f"the stream stored {run['stored']:,} of {run['sent']:,} trades")
     if int(written) != next_id[0]:
         errors.append(f"the write test stored {written:,} of {next_id[0]:,} rows")
+    trigger_s = float(run["trigger_s"])
+    real_time = RATE * len(SYMBOLS) * trigger_s  # what one trigger holds when the job keeps up
+    if batch_1x > KEEPS_UP * real_time:
+        errors.append(
+            f"the stream did not keep up in real time: its micro-batches held {batch_1x:,} "
+            f"trades (~{batch_1x / real_time * trigger_s:.0f} s of the feed, not ~{trigger_s:g} "
+            "s), so the sizes measured are not the ones it writes at this rate (machine too "
+            "loaded)"
+        )
     for table, (blocks, partitions) in run["blocks"].items():
         counted = rates.get(table, {}).get("inserts", 0)
         if blocks > counted + partitions - 1:  # an INSERT over two partitions takes two blocks
