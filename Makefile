@@ -14,7 +14,7 @@ test: bootstrap ## run the whole test suite (unit, integration, e2e)
 	@scripts/test-tools.sh
 	$(VENV)/python -m pytest $(ARGS)
 
-bench: bootstrap ## run the benchmark suite (~25 min) into build/results/bench/<run>/ (reports/ untouched)
+bench: bootstrap ## run every benchmark into build/results/bench/<run>/, reports/ untouched (79 min at load ~25)
 	$(VENV)/python -m benchmarks.run $(ARGS)
 
 bench-report: ## render reports/benchmarks.{md,json} from the newest complete, clean `make bench` run
