@@ -2,9 +2,17 @@
 
 chDB allows any number of connection handles to the one engine a process hosts, each with its
 own session. Every handle here gets the share's limits and then ``SET readonly = 1`` on its
-session, so ClickHouse itself refuses anything but reading (INSERT, ALTER, DROP, CREATE,
-SYSTEM, OPTIMIZE, TRUNCATE, table functions that reach files or URLs) and any change of a
-setting, ``readonly`` and the limits included, whatever the SQL says (no SQL is parsed here).
+session, so ClickHouse itself refuses writes (INSERT, ALTER, DROP, CREATE, TRUNCATE, OPTIMIZE,
+most SYSTEM statements, table functions that reach files or URLs) and any change of a setting,
+``readonly`` and the limits included, whatever the SQL says.
+
+``readonly = 1`` still lets a few statements through that write or disturb the pipeline without
+changing a table: ``SYSTEM STOP MERGES`` (and TTL MERGES, MOVES, FETCHES, VIEWS...), ``KILL
+QUERY``, and ``SELECT ... INTO OUTFILE`` (which writes a file). So before running a query the
+share asks the engine's own parser what it is (``formatQuerySingleLine``, with the query as a
+bound parameter; no SQL is parsed in Python): one statement (ClickHouse's HTTP rule, "Multi-
+statements are not allowed"), a SELECT, WITH, SHOW, DESCRIBE, EXISTS or EXPLAIN, and no INTO
+OUTFILE. Anything else is refused with ClickHouse's READONLY code.
 
 A handle that failed a query is closed and replaced: chDB can keep the partial output of a
 failed statement and hand it to the handle's next query.
@@ -28,6 +36,9 @@ log = logging.getLogger(__name__)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CODE = re.compile(r"Code: (\d+)\.")
 _VERSION_TRAILER = re.compile(r"\s*\(version [0-9.]+\)\s*$")
+_OUR_SCOPE = ": In scope SELECT formatQuerySingleLine("
+READS = ("SELECT ", "WITH ", "SHOW ", "DESCRIBE ", "EXISTS ", "EXPLAIN ")
+"""How the engine's canonical form of a query the share runs begins."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,43 @@ def engine_error(exc: BaseException) -> QueryError:
     return QueryError(int(match.group(1)) if match else 1002, _VERSION_TRAILER.sub("", text))
 
 
+def escaped(text: str) -> str:
+    """``text`` as a query parameter value (ClickHouse's escaped text format)."""
+    for raw, escape in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0")):
+        text = text.replace(raw, escape)
+    return text
+
+
+def statement_kind(conn: Any, sql: str) -> str:
+    """The engine's canonical one-line form of ``sql``; QueryError unless it is one read
+    statement (see the module docstring)."""
+    try:
+        canonical = (
+            conn.query(
+                "SELECT formatQuerySingleLine({q:String})",
+                "TabSeparatedRaw",
+                params={"q": escaped(sql)},
+            )
+            .bytes()
+            .decode()
+            .strip()
+        )
+    except Exception as exc:
+        error = engine_error(exc)
+        cut = error.text.find(_OUR_SCOPE)  # the engine names our wrapper: say only the query
+        text = error.text[:cut] + ". (SYNTAX_ERROR)" if cut > 0 else error.text
+        raise QueryError(error.code, text) from None
+    if not canonical.startswith(READS) or " INTO OUTFILE " in canonical:
+        kind = " ".join(canonical.split()[:2])[:40]
+        raise QueryError(
+            164,
+            "Code: 164. DB::Exception: default: Cannot execute query in readonly mode: the "
+            "cryptolab store share runs one SELECT, WITH, SHOW, DESCRIBE, EXISTS or EXPLAIN "
+            f"statement without INTO OUTFILE, not {kind}. (READONLY)",
+        )
+    return canonical
+
+
 def string_literal(value: str) -> str:
     """A ClickHouse string literal: backslashes and quotes escaped."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -110,6 +158,7 @@ class _Handle:
 
     def run(self, query: Query) -> Answer:
         started = time.perf_counter()
+        statement_kind(self.conn, query.sql)
         self._use(query.database)
         for name, value in query.settings.items():
             if not IDENTIFIER.fullmatch(name):

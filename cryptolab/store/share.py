@@ -144,27 +144,35 @@ class StoreShare:
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
     def start(cls, settings: Settings) -> StoreShare | None:
-        """Share this process's embedded store (already open) as the settings say; None when
-        the store is a server or ``CRYPTOLAB_STORE_SHARE_PORT=0``."""
+        """Share this process's embedded store (already open) as the settings say and publish
+        the endpoint file; None when the store is a server or ``CRYPTOLAB_STORE_SHARE_PORT=0``."""
         store = endpoints.store_dir(settings)
         if store is None or settings.store_share_port == 0:
             return None
         require_share_guarded(settings)
-        limits = Limits(settings.store_share_max_seconds, settings.store_share_max_rows)
-        engine = ReadOnlyEngine(str(store), settings.store_share_threads, limits)
-        share = cls(engine, settings)
-        try:
-            share._serve(listen(settings.store_share_host, settings.store_share_port))
-        except BaseException:
-            share.stop()
-            raise
+        share = cls.serve(
+            str(store), settings, listen(settings.store_share_host, settings.store_share_port)
+        )
         share.store_dir = store
         endpoints.publish(store, share.url)
         log.info(
             "store shared read-only at %s (%s; %d queries at once, %g s, %d rows max)",
-            share.url, endpoints.endpoint_file(store), engine.workers,
-            limits.max_seconds, limits.max_rows,
+            share.url, endpoints.endpoint_file(store), share.engine.workers,
+            share.engine.limits.max_seconds, share.engine.limits.max_rows,
         )  # fmt: skip
+        return share
+
+    @classmethod
+    def serve(cls, store: str, settings: Settings, sock: socket.socket) -> StoreShare:
+        """Serve the chDB store at ``store`` (this process's engine) on ``sock``, without
+        publishing an endpoint file."""
+        limits = Limits(settings.store_share_max_seconds, settings.store_share_max_rows)
+        share = cls(ReadOnlyEngine(store, settings.store_share_threads, limits), settings)
+        try:
+            share._serve(sock)
+        except BaseException:
+            share.stop()
+            raise
         return share
 
     def announce(self, **extra: str) -> None:
