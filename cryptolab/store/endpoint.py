@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptolab.errors import StoreError
+from cryptolab.pids import pid_alive
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,16 +98,6 @@ def withdraw(store: Path, url: str) -> None:
         return
     if current.pid == os.getpid() and current.url == url:
         target.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def answers(url: str, timeout: float = PING_TIMEOUT_S) -> bool:

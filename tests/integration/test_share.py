@@ -182,6 +182,13 @@ def test_raw_http_speaks_the_clickhouse_interface(shared: Shared) -> None:
     )
     assert (status, body) == (200, f"{totals['BTCUSDT'][0]}\n".encode())
 
+    # the database parameter (USE on the reader's session), ClickHouse's default otherwise
+    status, _, body = http(shared, "SELECT count() FROM trades FINAL", database=shared.db)
+    assert (status, body) == (200, f"{sum(n for n, _ in totals.values())}\n".encode())
+    assert http(shared, "SELECT currentDatabase()")[2] == b"default\n"
+    status, headers, _ = http(shared, "SELECT 1", database="no_such_db")
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (404, "81")
+
     # a FORMAT clause, JSONEachRow
     status, headers, body = http(
         shared,

@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cryptolab.jvm",
         "cryptolab.times",
         "cryptolab.access",
+        "cryptolab.pids",
     ),
     ("cryptolab.feeds", "cryptolab.bus", "cryptolab.store"),
     ("cryptolab.streaming", "cryptolab.dashboard", "cryptolab.batch"),
