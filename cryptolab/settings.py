@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         "binance_trades_dlq", min_length=1, description="dead-letter topic: bad frames + reason"
     )
     topic_partitions: int = Field(3, ge=1, description="partitions of the trades topic")
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replicas of the topics cryptolab creates; unset = the cluster's "
+        "default.replication.factor",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="of CRYPTOLAB_KAFKA_BOOTSTRAP (the local broker is PLAINTEXT)"
     )
