@@ -11,7 +11,8 @@ store directory's name + ``.endpoint``) while it does::
 
 The first line is the URL (``curl "$(head -1 data/clickhouse.endpoint)/?query=SELECT+1"``). Other
 cryptolab processes read it in :func:`find_share`; a file left by a killed process (its pid is
-gone, or nothing answers ``/ping`` there) is ignored with one warning line and removed.
+gone) is ignored with one warning line and removed. A running process that does not answer
+``/ping`` keeps its file (it may be busy) but is not used.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cryptolab.settings import Settings
 log = logging.getLogger(__name__)
 
 SUFFIX = ".endpoint"
-PING_TIMEOUT_S = 3.0
+PING_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,19 @@ def find_share(settings: Settings) -> Endpoint | None:
     if endpoint is None or endpoint.pid == os.getpid():
         return None
     target = endpoint_file(store)
-    if not pid_alive(endpoint.pid):
-        reason = f"process {endpoint.pid} that wrote it is not running (killed?)"
-    elif not answers(endpoint.url):
-        reason = f"nothing answers at {endpoint.url}/ping"
-    else:
-        return endpoint
-    log.warning("ignoring stale %s: %s; opening the store directly", target, reason)
+    if pid_alive(endpoint.pid):
+        if answers(endpoint.url):
+            return endpoint
+        # busy, or the pid now belongs to another program: leave the file to its owner
+        log.warning(
+            "%s names process %d, which is running but does not answer at %s/ping; opening the "
+            "store directly", target, endpoint.pid, endpoint.url,
+        )  # fmt: skip
+        return None
+    log.warning(
+        "ignoring stale %s: process %d that wrote it is not running (killed?); opening the store "
+        "directly", target, endpoint.pid,
+    )  # fmt: skip
     try:  # remove it unless a new owner rewrote it meanwhile
         if read_endpoint(store) == endpoint:
             target.unlink(missing_ok=True)

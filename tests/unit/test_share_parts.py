@@ -122,7 +122,8 @@ def test_a_stale_file_is_ignored_with_one_line_and_removed(
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         assert find_share(settings_in(tmp_path)) is None
-    assert "nothing answers at http://127.0.0.1:9/ping" in caplog.text
+    assert "is running but does not answer at http://127.0.0.1:9/ping" in caplog.text
+    assert target.exists(), "a running process's file is left to it"
 
 
 def test_binding_rule_is_the_dashboard_s() -> None:
