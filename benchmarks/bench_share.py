@@ -81,8 +81,7 @@ def poll(stack: Stack, sent: Sent, seen: dict[tuple[str, int], int], out: list[f
     assert stack.store is not None
     rows = stack.store.query_rows(
         f"SELECT symbol, toUnixTimestamp64Milli(window_start), trades "  # noqa: S608
-        f"FROM {stack.store.table('candles_10s')} FINAL "
-        "WHERE window_start >= now64(3) - INTERVAL 2 MINUTE"
+        f"FROM {stack.store.table('candles_10s')} FINAL"
     )
     now = time.time()
     for symbol, window, count in rows:
@@ -126,7 +125,7 @@ def one_run(broker: str, seconds: float, rate: float, readers: int) -> dict[str,
                 stack.counters()
                 poll(stack, sent, seen, latencies)
                 time.sleep(POLL_S)
-            while time.time() - sent.last_ms / 1000 < 30 and sum(seen.values()) < sum(
+            while time.time() - sent.last_ms / 1000 < 300 and sum(seen.values()) < sum(
                 sent.count.values()
             ):
                 poll(stack, sent, seen, latencies)

@@ -37,6 +37,8 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CODE = re.compile(r"Code: (\d+)\.")
 _VERSION_TRAILER = re.compile(r"\s*\(version [0-9.]+\)\s*$")
 _OUR_SCOPE = ": In scope SELECT formatQuerySingleLine("
+MAX_RESULT_BYTES = 1 << 30
+"""An answer is held in memory before it is sent: at most 1 GiB of it."""
 READS = ("SELECT ", "WITH ", "SHOW ", "DESCRIBE ", "EXISTS ", "EXPLAIN ")
 """How the engine's canonical form of a query the share runs begins."""
 
@@ -55,6 +57,7 @@ class Limits:
             ("max_threads", "1"),
             ("max_execution_time", f"{self.max_seconds:g}"),
             ("max_result_rows", str(int(self.max_rows))),
+            ("max_result_bytes", str(MAX_RESULT_BYTES)),
             ("result_overflow_mode", "'throw'"),
             # what clickhouse-connect's in-process client sets, so reads match it exactly
             ("output_format_arrow_string_as_string", "1"),
