@@ -230,8 +230,9 @@ class StoreShare:
         from aiohttp import web
 
         path = request.path
-        if path in ("/ping", "/replicas_status"):
-            return web.Response(text="Ok.\n")
+        plain_get = request.method in ("GET", "HEAD") and "query" not in request.query
+        if path in ("/ping", "/replicas_status") or (path == "/" and plain_get):
+            return web.Response(text="Ok.\n")  # health checks need no password
         if path != "/":
             return self._error(404, f"There is no handle {path[:80]}\n\nUse / or /ping.\n")
         denied = self._authenticate(request)
