@@ -106,7 +106,7 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.bind(address)
     except OSError as exc:
-        log.warning("store share port %s:%d is taken (%s): using a free port", host, port, exc)
+        log.info("store share port %s:%d is taken (%s): using a free port", host, port, exc)
         sock.bind((address[0], 0, *address[2:]))
     sock.listen(128)
     sock.setblocking(False)
