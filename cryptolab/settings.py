@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # Binance
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
+    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        "MILLISECOND",
+        description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",
+    )
     connect_timeout_seconds: float = Field(10.0, gt=0)
     feed_rotate_seconds: float = Field(
         23.5 * 3600, gt=0, description="switch to a fresh connection after this long (cut: 24 h)"
@@ -141,6 +145,11 @@ class Settings(BaseSettings):
     dash_allow_no_auth: bool = Field(
         False, description="allow a non-loopback dash_host without a password (behind a proxy)"
     )
+
+    @field_validator("binance_time_unit", mode="before")
+    @classmethod
+    def _upper_time_unit(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("symbols", mode="before")
     @classmethod
