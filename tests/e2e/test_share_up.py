@@ -218,8 +218,8 @@ def test_report_and_notebook_read_the_live_store(live: Live, tmp_path: Path) -> 
 
     trades = tape_trades(live.tape)
     btc = trades[trades.symbol == "BTCUSDT"]
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(btc.trade_time.min() // 1000))
-    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(btc.trade_time.max() // 1000 + 1))
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(btc.trade_time.min() // 1_000_000))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(btc.trade_time.max() // 1_000_000 + 1))
     done = subprocess.run(
         [sys.executable, "-m", "cryptolab", "report", "--tape", "none", "--symbol", "BTCUSDT",
          "--start", start, "--end", end, "--out", str(tmp_path / "reports")],
