@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     shuffle_partitions: int = Field(2, ge=1)
     max_offsets_per_trigger: int | None = Field(None, ge=1)
     starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
+    jvm_logs_to_terminal: bool = Field(
+        False,
+        description="print the Spark driver's log lines on the terminal too (`cryptolab -v`); "
+        "they always go to <data_dir>/logs/spark.log",
+    )
 
     # ClickHouse
     clickhouse_url: str | None = Field(
@@ -239,6 +244,11 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return (self.data_dir / "checkpoints").resolve()
+
+    @property
+    def log_dir(self) -> Path:
+        """The Spark driver's log files (the local broker's are under ``kafka_dir``)."""
+        return (self.data_dir / "logs").resolve()
 
     @property
     def kafka_dir(self) -> Path:

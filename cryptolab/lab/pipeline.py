@@ -1,8 +1,8 @@
 """The embedded pipeline inside a notebook kernel: start it in one call, watch the dashboard
 inline, see what it did, stop it cleanly (also when the kernel exits first).
 
-The JVMs' own console output (Spark's, the broker's) goes to files under the data directory,
-not into the notebook's cells.
+The JVMs' logs (Spark's, the broker's) go to files under the data directory, not into the
+notebook's cells (see :func:`cryptolab.doctor.log_files`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -71,24 +70,6 @@ def _only(source: Source, symbols: tuple[str, ...]) -> Source:
     return dataclasses.replace(source, description=description, frames=frames)
 
 
-@contextlib.contextmanager
-def _console_to(path: Path) -> Iterator[None]:
-    """Point file descriptors 1 and 2 at ``path`` while child processes start (they inherit
-    them), so JVM console output lands in a file instead of the notebook."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    saved = [os.dup(1), os.dup(2)]
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, target):
-            os.close(fd)
-
-
 def start_pipeline(
     source: str = "replay",
     tape: str | Path | None = SAMPLE,
@@ -129,8 +110,7 @@ def start_pipeline(
     stack = Stack(settings, feed)
     _running[id(stack)] = _Run(stack, scratch=scratch)
     try:
-        with _console_to(settings.data_dir / "jvm-console.log"):
-            stack.start(dash=False)
+        stack.start(dash=False)
     except BaseException:
         stop_pipeline(stack)
         raise
