@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -85,12 +86,26 @@ def _start_driver(conf: Any, settings: Settings) -> None:
     with open(console, "ab") as out:  # the child keeps its own descriptor
         gateway = launch_gateway(conf, popen_kwargs={"stdout": out, "stderr": subprocess.STDOUT})
     _launched_gateway = True
+    atexit.register(_end_driver, gateway.proc)
     try:
         SparkContext(conf=conf, gateway=gateway)
     except ValueError:  # a SparkContext made elsewhere is running: use it, drop our JVM
         gateway.shutdown()
-        if gateway.proc is not None:
-            gateway.proc.kill()
+        _end_driver(gateway.proc)
+
+
+def _end_driver(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+    """At exit, end the driver JVM and wait for it: it exits by itself once its stdin closes,
+    but only after this process is gone, which would leave it running past the command."""
+    if proc is None or proc.poll() is not None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 @contextlib.contextmanager
