@@ -130,3 +130,37 @@ def test_ctrl_c_mid_replay_stops_cleanly_with_a_summary(tmp_path: Path) -> None:
     reference = reference_candles(published)
     assert candles == len(reference)
     assert_candles_equal(stored_candles(env, SYMBOLS), reference)
+
+
+def test_a_part_that_fails_to_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Stack.stop and the streaming stage stop every part whatever the others do: here the
+    streaming job and the dashboard raise when stopped, and still the broker (in its own
+    process group) and Spark stop, the error is reported, and no process of the run is left."""
+    import json
+    import subprocess
+
+    from cryptolab.bus.broker import free_port
+
+    tape = tmp_path / "btc.jsonl"
+    write_frames(tape, synth_frames(["BTCUSDT"], 30, 2, seed=16))
+    data = tmp_path / "data"
+    env = environment(data, CRYPTOLAB_DASH_PORT=str(free_port()))
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.failing_stop", str(tape)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["stack_error"] == "the streaming job failed to stop", "the first failure"
+    assert "stopping dashboard failed" in done.stderr, "the second one is logged"
+    assert result["broker_pid"] and not result["stack_broker_alive"], "broker stopped anyway"
+    assert not result["stack_spark_usable"], "spark stopped after the job failed to"
+    assert result["stage_error"] == "the streaming job failed to stop"
+    assert not result["stage_spark_usable"], "the stage stopped spark anyway"
+    assert not (data / "kafka" / "broker.pid").exists()
+    assert not processes_using(data.resolve()), "no JVM of the run survives it"
