@@ -4,8 +4,13 @@ VENV := .venv/bin
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-bootstrap: ## create .venv, install packages, fetch JVM jars (idempotent)
+bootstrap: ## create .venv, install the locked packages (requirements/dev.txt), fetch JVM jars (idempotent)
 	@scripts/bootstrap.sh
+
+LOCK := $(VENV)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+lock: bootstrap ## re-pin requirements/*.txt after a pyproject.toml change (ARGS=--upgrade: newest versions)
+	$(LOCK) --extra dev --output-file requirements/dev.txt $(ARGS)
+	$(LOCK) --extra notebooks --constraint requirements/dev.txt --output-file requirements/image.txt $(ARGS)
 
 run: bootstrap ## run the whole pipeline with the dashboard on http://127.0.0.1:8050
 	$(VENV)/cryptolab up $(ARGS)
@@ -44,4 +49,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test bench lint docs secret-scan lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap lock run test bench lint docs secret-scan lab notebooks kafka-start kafka-stop clean-data
