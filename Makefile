@@ -30,8 +30,11 @@ lint: bootstrap ## ruff + mypy
 docs: bootstrap ## regenerate docs/configuration.md from the Settings fields
 	$(VENV)/python scripts/gen_configuration.py
 
-secret-scan: ## fail if a committed file holds a secret-like string (also part of `make test`)
-	python3 scripts/secret_scan.py
+secret-scan: bootstrap ## fail if a tracked file holds a secret .secrets.baseline does not know (detect-secrets; in `make test` too)
+	$(VENV)/python scripts/secret_scan.py
+
+secret-baseline: bootstrap ## re-scan into .secrets.baseline (keeps its settings and audits); then `detect-secrets audit .secrets.baseline`
+	$(VENV)/detect-secrets scan --baseline .secrets.baseline
 
 lab: bootstrap ## register the `cryptolab` Jupyter kernel and start JupyterLab on notebooks/
 	$(VENV)/python -m ipykernel install --user --name cryptolab --display-name "Python (cryptolab)"
@@ -49,4 +52,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap lock run test bench lint docs secret-scan lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap lock run test bench lint docs secret-scan secret-baseline lab notebooks kafka-start kafka-stop clean-data
