@@ -1,5 +1,6 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
+NOTEBOOK_DIR ?= notebooks
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,7 +39,7 @@ secret-baseline: bootstrap ## re-scan into .secrets.baseline (keeps its settings
 
 lab: bootstrap ## register the `cryptolab` Jupyter kernel and start JupyterLab on notebooks/
 	$(VENV)/python -m ipykernel install --user --name cryptolab --display-name "Python (cryptolab)"
-	$(VENV)/jupyter lab --notebook-dir=notebooks $(ARGS)
+	$(VENV)/jupyter lab --notebook-dir=$(NOTEBOOK_DIR) $(ARGS)
 
 notebooks: bootstrap ## re-execute notebooks/*.ipynb (papermill) to refresh their committed outputs
 	$(VENV)/python scripts/refresh_notebooks.py $(ARGS)

@@ -42,6 +42,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --upgrade --quiet pip
   .venv/bin/python -m pip install --quiet --require-hashes -r requirements/dev.txt
   .venv/bin/python -m pip install --quiet --no-deps -e .
+  # an editable install skips pyproject's data-files: put JupyterLab's page config where a
+  # wheel install puts it (no "Build Recommended" prompt for dash's legacy extension)
+  mkdir -p .venv/etc/jupyter/labconfig/page_config.d
+  cp jupyter-config/labconfig/page_config.d/cryptolab.json .venv/etc/jupyter/labconfig/page_config.d/
   echo "$want" > "$stamp"
 fi
 .venv/bin/cryptolab jars fetch
