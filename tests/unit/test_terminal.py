@@ -97,3 +97,23 @@ def test_v_puts_the_spark_driver_log_on_the_terminal_too(
     assert f"-Dcryptolab.log.file={tmp_path.resolve() / 'logs' / 'spark.log'}" in options
     help_text = " ".join(build_parser().format_help().split())
     assert "-v: also the Spark driver's log" in help_text and "-vv: debug" in help_text
+
+
+def test_doctor_names_the_jvm_log_files(tmp_path: Path) -> None:
+    from cryptolab.doctor import check_logs, log_files
+    from cryptolab.settings import load_settings
+
+    local = log_files(load_settings(data_dir=tmp_path))
+    assert local == {
+        "spark": tmp_path.resolve() / "logs" / "spark.log",
+        "spark console": tmp_path.resolve() / "logs" / "spark.out",
+        "kafka": tmp_path.resolve() / "kafka" / "logs" / "server.log",
+        "kafka console": tmp_path.resolve() / "kafka" / "broker.out",
+    }
+    external = load_settings(data_dir=tmp_path, kafka_bootstrap="kafka.internal:9092")
+    assert set(log_files(external)) == {"spark", "spark console"}, "no local broker, no its logs"
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "spark.log").write_text("x" * 1234)
+    details = [check.detail for check in check_logs(external)]
+    assert details[0] == f"spark: {tmp_path.resolve() / 'logs' / 'spark.log'} (1,234 bytes)"
+    assert details[1].endswith("spark.out (not written yet)")
