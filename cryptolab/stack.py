@@ -310,7 +310,8 @@ class Stack:
         fields: dict[str, Any] = dict(self.counters())
         if self.job is not None and self.job.sink is not None:
             fields["stored"] = self.job.sink.stored
-        fields["kafka_lag"] = self._lag.get()
+        if not self.status.drained:  # the probe's value is seconds old: not after a drain
+            fields["kafka_lag"] = self._lag.get()
         log.info("progress %s", " ".join(f"{k}={v}" for k, v in fields.items() if v is not None))
 
     def drain(self, timeout: float = 300.0, stop: threading.Event | None = None) -> bool:

@@ -68,16 +68,24 @@ class Terminal:
         os.write(self.fd, b"\x03")
 
     def finish(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
+        """Read until the child closes the terminal, then wait for it to exit."""
+        start = time.monotonic()
+        deadline = start + timeout
         while time.monotonic() < deadline and self.read(1.0):
             pass
-        done, status = os.waitpid(self.pid, os.WNOHANG)
-        if not done:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            raise AssertionError(f"still running after {timeout:.0f} s:\n{self.text[-3000:]}")
-        os.close(self.fd)
-        return os.waitstatus_to_exitcode(status)
+        closed = time.monotonic() - start
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.5)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        raise AssertionError(
+            f"still running {timeout:.0f} s after Ctrl-C (terminal closed after {closed:.0f} s):"
+            f"\n{self.text[-3000:]}"
+        )
 
 
 def processes_using(path: Path) -> list[str]:
@@ -99,7 +107,8 @@ def test_ctrl_c_mid_replay_stops_cleanly_with_a_summary(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "cryptolab", "up", "--source", "replay", "--tape", str(tape)]
     term = Terminal([*argv, "--speed", "10", "--no-dash"], env)
     try:
-        term.wait_for(r"progress .*stored=[1-9]", timeout=420)  # mid-replay: 180 s of tape
+        # mid-replay (the tape lasts 180 s at 10x), whatever Spark has stored by then
+        term.wait_for(r"progress frames=\d+ published=[1-9]\d{2,}", timeout=420)
     finally:
         term.ctrl_c()
         code = term.finish(timeout=300)
