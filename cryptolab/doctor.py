@@ -10,6 +10,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptolab.errors import BrokerError, CryptolabError
@@ -39,6 +40,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_spark,
         check_security,
         check_speedups,
+        check_logs,
     ]
     for probe in probes:
         try:
@@ -360,3 +362,24 @@ def check_speedups(settings: Settings) -> list[Check]:
             fix="pip install crc32c (a dependency of cryptolab: `make bootstrap` installs it)",
         )
     ]
+
+
+def log_files(settings: Settings) -> dict[str, Path]:
+    """Where the JVMs log (the terminal shows only cryptolab's own lines): the Spark driver's,
+    and the local Kafka broker's (none with an external Kafka)."""
+    from cryptolab.bus.broker import LocalBroker
+    from cryptolab.streaming.session import driver_logs
+
+    files = dict(zip(("spark", "spark console"), driver_logs(settings), strict=True))
+    if not settings.kafka_bootstrap:
+        broker = LocalBroker(settings).log_files
+        files.update(zip(("kafka", "kafka console"), broker, strict=True))
+    return files
+
+
+def check_logs(settings: Settings) -> list[Check]:
+    checks = []
+    for name, path in log_files(settings).items():
+        state = f"{path.stat().st_size:,} bytes" if path.exists() else "not written yet"
+        checks.append(Check("logs", OK, f"{name}: {path} ({state})"))
+    return checks

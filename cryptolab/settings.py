@@ -8,14 +8,14 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    DotEnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -31,13 +31,25 @@ SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 
 
-class _OwnDotEnv(DotEnvSettingsSource):
+class _OwnDotEnv(PydanticBaseSettingsSource):
     """``.env`` is shared with docker-compose: only its ``CRYPTOLAB_*`` keys are ours (an
-    unknown ``CRYPTOLAB_*`` key still fails; ``CLICKHOUSE_PASSWORD=...`` is compose's)."""
+    unknown ``CRYPTOLAB_*`` key still fails; ``CLICKHOUSE_PASSWORD=...`` is compose's). Read
+    with python-dotenv's public ``dotenv_values``, values validated like environment strings."""
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        prefix = ENV_PREFIX.lower()
-        return {k: v for k, v in super()._load_env_vars().items() if k.lower().startswith(prefix)}
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ returns every value at once
+
+    def __call__(self) -> dict[str, Any]:
+        config = self.settings_cls.model_config
+        path = Path(str(config.get("env_file") or ".env"))
+        if not path.is_file():
+            return {}
+        values = dotenv_values(path, encoding=config.get("env_file_encoding") or "utf-8")
+        return {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in values.items()
+            if key.upper().startswith(ENV_PREFIX) and value is not None
+        }
 
 
 class Settings(BaseSettings):
@@ -118,6 +130,11 @@ class Settings(BaseSettings):
         "earliest",
         pattern="^(earliest|latest)$",
         description="where a new checkpoint starts reading the topic: earliest or latest",
+    )
+    jvm_logs_to_terminal: bool = Field(
+        False,
+        description="print the Spark driver's log lines on the terminal too (`cryptolab -v`); "
+        "they always go to <data_dir>/logs/spark.log",
     )
 
     # ClickHouse
@@ -311,6 +328,11 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return (self.data_dir / "checkpoints").resolve()
+
+    @property
+    def log_dir(self) -> Path:
+        """The Spark driver's log files (the local broker's are under ``kafka_dir``)."""
+        return (self.data_dir / "logs").resolve()
 
     @property
     def kafka_dir(self) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.producer import ProducerStats, TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.closing import stop_all
 from cryptolab.errors import BrokerError
 from cryptolab.feeds.source import Source
 from cryptolab.settings import Settings
@@ -94,13 +95,15 @@ def run_streaming(
         _wait(job, stop, target, timeout)
         return job.progress()
     finally:
-        if job is not None:
-            job.stop()
-        if share is not None:
-            share.stop()
-        if spark is not None:
-            spark.stop()
-        store.close()
+        stop_all(
+            [
+                ("streaming job", None if job is None else job.stop),
+                ("store share", None if share is None else share.stop),
+                ("spark", spark and spark.stop),
+                ("store", store.close),
+            ],
+            log,
+        )
 
 
 def _wait(job: Any, stop: threading.Event, target: dict[int, int] | None, timeout: float) -> None:

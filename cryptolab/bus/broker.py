@@ -89,6 +89,11 @@ class LocalBroker:
     def log_dir(self) -> Path:
         return self.dir / "logs"
 
+    @property
+    def log_files(self) -> tuple[Path, Path]:
+        """The broker's log4j log and its raw console output."""
+        return self.log_dir / "server.log", self.dir / "broker.out"
+
     def _read_pid(self) -> int | None:
         try:
             return int(self.pid_file.read_text().strip())
@@ -182,7 +187,7 @@ class LocalBroker:
         ]
         if not (self.dir / "data" / "meta.properties").exists():
             self._format(jvm, props)
-        out = open(self.dir / "broker.out", "ab")  # noqa: SIM115 - handed to the child
+        out = open(self.log_files[1], "ab")  # noqa: SIM115 - handed to the child
         self._proc = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(props)],
             stdout=out,
@@ -232,7 +237,7 @@ class LocalBroker:
 
     def tail(self, lines: int = 20) -> str:
         texts = []
-        for path in (self.dir / "broker.out", self.log_dir / "server.log"):
+        for path in reversed(self.log_files):
             if path.exists():
                 texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(texts[-lines:]) or "(no broker output)"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,10 @@ def _symbol(text: str) -> str:
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
+    verbose = getattr(args, "verbose", 0) > 0 or None  # -v: the JVM logs on the terminal too
+    return load_settings(
+        data_dir=getattr(args, "data_dir", None), jvm_logs_to_terminal=verbose, **extra
+    )
 
 
 def _until_interrupted() -> None:
@@ -53,42 +56,83 @@ def _source(args: argparse.Namespace, settings: Settings) -> Any:
     return live_source(settings)
 
 
-def _sigterm_interrupts() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+def _header(settings: Settings, source: Any) -> None:
+    """The first lines of ``up``: what runs, where its data and the JVMs' logs are."""
+    from cryptolab.doctor import log_files
+
+    logs = log_files(settings)
+    print(f"cryptolab up: {source.description}", flush=True)
+    print(f"  data  {settings.data_dir.resolve()}", flush=True)
+    shown = ", ".join(f"{name} {path}" for name, path in logs.items() if "console" not in name)
+    print(f"  logs  {shown} (the terminal shows them with -v)", flush=True)
+    print("  stop  Ctrl-C (stops between micro-batches and prints a summary)", flush=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from cryptolab.cli.terminal import StopSignals, summary
     from cryptolab.stack import Stack
 
     settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
     if args.until_drained and args.source != "replay":
         raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
-    stack = Stack(settings, _source(args, settings))
-    _sigterm_interrupts()
-    try:
-        stack.start(dash=not args.no_dash)
-        if stack.dashboard is not None:
-            print(f"dashboard: {stack.dashboard.url}", flush=True)
-        if stack.share is not None:
-            print(f"store (read-only, ClickHouse HTTP): {stack.share.url}", flush=True)
-        stack.run(seconds=args.seconds, until_drained=args.until_drained)
-    except KeyboardInterrupt:
-        log.info("interrupted, stopping")
-    finally:
-        stack.stop()
+    source = _source(args, settings)
+    stack = Stack(settings, source)
+    _header(settings, source)
+
+    def on_press(presses: int) -> None:
+        stack.interrupt()
+        if presses == 1 and signals.abortable:
+            log.info("stopping once started (Ctrl-C again to abort the start)")
+        elif presses == 1:
+            log.info("stopping: storing what Kafka holds first (Ctrl-C again to skip that)")
+        else:
+            log.info("stopping now: what is not stored yet stays in Kafka for the next start")
+
+    totals = None
+    signals = StopSignals(on_press)
+    with signals:
+        try:
+            signals.abortable = True
+            stack.start(dash=not args.no_dash)
+            signals.abortable = False
+            if stack.dashboard is not None:
+                print(f"dashboard: {stack.dashboard.url}", flush=True)
+            if stack.share is not None:
+                print(f"store (read-only, ClickHouse HTTP): {stack.share.url}", flush=True)
+            stack.run(seconds=args.seconds, until_drained=args.until_drained)
+            totals = stack.totals()
+        except KeyboardInterrupt:
+            log.info("start aborted")
+        finally:
+            signals.abortable = False
+            stack.stop()
+    if totals is not None:
+        print(summary(totals), flush=True)
     return 0
+
+
+def _stop_on_signals(stop: threading.Event, abortable: bool = True) -> Any:
+    """First Ctrl-C/SIGTERM: ``stop`` (the command ends cleanly); a second one: at once, when
+    ``abortable``."""
+    from cryptolab.cli.terminal import StopSignals
+
+    def on_press(presses: int) -> None:
+        stop.set()
+        if presses == 1:
+            log.info("stopping" + (" (Ctrl-C again to stop at once)" if abortable else ""))
+
+    signals = StopSignals(on_press)
+    signals.abortable = abortable
+    return signals
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from cryptolab.stages import run_producer
 
     settings = _settings(args, symbols=args.symbols)
-    _sigterm_interrupts()
-    try:
-        stats = run_producer(settings, _source(args, settings))
-    except KeyboardInterrupt:
-        log.info("interrupted, producer stopped")
-        return 0
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        stats = run_producer(settings, _source(args, settings), stop)
     print(f"published frames={stats.frames} trades={stats.trades} dlq={stats.dlq}", flush=True)
     return 0
 
@@ -97,11 +141,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from cryptolab.stages import run_streaming
 
     settings = _settings(args)
-    _sigterm_interrupts()
-    try:
-        run_streaming(settings, until_caught_up=args.until_caught_up)
-    except KeyboardInterrupt:
-        log.info("interrupted, streaming stopped")
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        run_streaming(settings, stop, until_caught_up=args.until_caught_up)
     return 0
 
 
@@ -230,16 +272,13 @@ def cmd_tape_import(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import threading
-
     from cryptolab.feeds.tapes.record import record
 
     settings = _settings(args, symbols=args.symbols)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"recording {','.join(settings.symbols)} to {args.out} (Ctrl-C stops)", flush=True)
-    result = record(settings, args.out, args.seconds, stop)
+    with _stop_on_signals(stop, abortable=False):
+        result = record(settings, args.out, args.seconds, stop)
     fields = " ".join(f"{k}={v}" for k, v in result.counters.items())
     print(f"wrote {result.frames} frames to {args.out} ({fields})")
     return 0

@@ -373,12 +373,15 @@ class StreamingJob:
             report[name] = data or {}
         return report
 
-    def stop(self, grace_seconds: float = 15.0) -> None:
-        """Stop both queries, each between micro-batches when possible (no half-written batch)."""
+    def stop(self, grace_seconds: float = 30.0, hurry: threading.Event | None = None) -> None:
+        """Stop both queries, each between micro-batches: a running batch gets ``grace_seconds``
+        to finish (``hurry`` set: none), then the query stops anyway (its checkpoint makes the
+        next start redo that batch; the sink's dedup tokens keep the store exact)."""
         for name, query in self.queries.items():
             deadline = time.monotonic() + grace_seconds
             while query.isActive and query.status.get("isTriggerActive"):
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or (hurry is not None and hurry.is_set()):
+                    log.info("stopping query %s during a micro-batch", name)
                     break
                 time.sleep(0.05)
             try:

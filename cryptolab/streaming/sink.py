@@ -80,6 +80,7 @@ class StoreSink:
         self.store = store
         self.retry_seconds = retry_seconds
         self.quarantined = 0
+        self.stored = 0  # valid trades written (a batch Spark re-runs counts again)
         self.write_retries = 0
         self.failure: StoreError | None = None  # set when a write gave up; the stack reports it
         self._query_ids: dict[str, str] = {}
@@ -135,6 +136,7 @@ class StoreSink:
     def write_trades(self, batch: Any, batch_id: int) -> None:
         valid, bad = split_trades(batch.toArrow())
         self._insert("trades", batch_id, TRADES, valid)
+        self.stored += valid.num_rows
         if bad.num_rows:
             self._insert("trades", batch_id, QUARANTINE, bad)
             self.quarantined += bad.num_rows

@@ -127,7 +127,7 @@ def test_live_pipeline_notebook_replays_a_tape_inside_the_kernel(tmp_path: Path)
     assert published == stored == in_candles == eth
     assert "stopped" in output_of(nb, "lab.stop_pipeline(stack)")
     assert not (run_dir / "kafka" / "broker.pid").exists(), "the broker stopped with the stack"
-    assert (run_dir / "jvm-console.log").exists(), "JVM console output went to a file"
+    assert (run_dir / "logs" / "spark.log").exists(), "the Spark driver logged to a file"
 
 
 def test_explore_notebook_runs_on_another_symbol_and_period(tmp_path: Path) -> None:

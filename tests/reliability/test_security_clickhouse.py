@@ -27,7 +27,7 @@ from tests.reliability.tls_certs import Certificates, make_certificates
 from tests.tools import need
 
 USER = "reader"
-PASSWORD = "R3ader-pw<&>:@/%"  # XML/URL/basic-auth specials; secret-scan: allow
+PASSWORD = "R3ader-pw<&>:@/%"  # pragma: allowlist secret (XML/URL/basic-auth specials)
 WRONG = "wrong-R3ader-pw"
 
 

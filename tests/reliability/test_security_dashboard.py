@@ -27,7 +27,7 @@ from tests.e2e.helpers import environment
 from tests.reliability.results import record
 
 USER = "viewer"
-PASSWORD = "Dash-pw-x7Qz"  # a test fixture; secret-scan: allow
+PASSWORD = "Dash-pw-x7Qz"  # pragma: allowlist secret (a test fixture)
 
 
 def _get(url: str, auth: tuple[str, str] | None, data: bytes | None = None) -> tuple[int, Any]:

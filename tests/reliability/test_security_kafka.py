@@ -28,9 +28,9 @@ from tests.reliability.sasl_broker import SaslBroker
 from tests.reliability.tls_certs import Certificates, make_certificates
 
 USER = "alice"
-PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # JAAS quoting; secret-scan: allow
+PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # pragma: allowlist secret (JAAS quoting)
 WRONG = "not-alice-s-password"
-SCRAM_USER, SCRAM_PASSWORD = "bob", "B0b-scram-Pw-2026"  # secret-scan: allow
+SCRAM_USER, SCRAM_PASSWORD = "bob", "B0b-scram-Pw-2026"  # pragma: allowlist secret
 CREDENTIALS = {"PLAIN": (USER, PASSWORD), "SCRAM-SHA-256": (SCRAM_USER, SCRAM_PASSWORD)}
 ERROR_WITHIN_S = 10.0
 

@@ -231,4 +231,4 @@ def test_conda_environment_matches_the_project() -> None:
     assert int(java.split("=")[1]) >= 17
     assert "make" in deps
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert "-e .[dev]" in pip
+    assert pip == ["--require-hashes", "-r requirements/dev.txt"], "the tested versions"

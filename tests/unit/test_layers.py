@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "cryptolab"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cryptolab.errors", "cryptolab.redact", "cryptolab.data"),
+    ("cryptolab.errors", "cryptolab.redact", "cryptolab.data", "cryptolab.closing"),
     (
         "cryptolab.settings",
         "cryptolab.model",
