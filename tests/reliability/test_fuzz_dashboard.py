@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import strategies as st
 
 from cryptolab.dashboard.app import create_app
@@ -210,6 +211,7 @@ def _chart_ok(response: dict[str, Any]) -> bool:
     return any(isinstance(n, str) and n for n in notes)
 
 
+@pytest.mark.row("fuzz", "dashboard callbacks over HTTP")
 def test_fuzzed_callback_requests_never_crash_the_dashboard(make_settings: Any) -> None:
     settings = make_settings()
     store = open_store(settings)

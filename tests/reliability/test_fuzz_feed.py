@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 from kafka import KafkaConsumer
 
 from cryptolab.bus.producer import MAX_DLQ_RAW_CHARS, TradeProducer
@@ -65,6 +66,7 @@ def dlq_view(frame: str | bytes) -> tuple[str, str | None]:
         return raw, base64.b64encode(data[:MAX_DLQ_RAW_CHARS]).decode()
 
 
+@pytest.mark.row("fuzz", "feed frames -> producer -> Kafka")
 def test_fuzzed_frames_become_trades_or_dlq_records_with_a_reason(
     kafka_bootstrap: str, make_settings: Any
 ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from cryptolab.feeds.binance import BinanceFeed
 from cryptolab.feeds.config import FeedConfig
@@ -54,6 +55,7 @@ def delivered_as_other(frame: str | bytes) -> bool:
     return stream in (None, "btcusdt@trade") and trade_key(received) is None and not shutdown
 
 
+@pytest.mark.row("fuzz", "live client (binary WS frames) -> producer -> Kafka")
 def test_fuzzed_frames_through_the_live_client_reach_the_dlq(
     kafka_bootstrap: str, make_settings: Any, tmp_path: Path
 ) -> None:

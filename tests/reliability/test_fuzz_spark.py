@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import pytest
 from kafka import KafkaProducer
 
 from cryptolab.bus.topics import end_offsets, ensure_topics
@@ -125,6 +126,7 @@ def stored_trades(store: Any) -> set[tuple[Any, ...]]:
     }
 
 
+@pytest.mark.row("fuzz", "Kafka values -> Spark parser -> chDB")
 def test_fuzzed_kafka_values_are_stored_or_quarantined_with_a_reason(
     spark: Any, kafka_bootstrap: str, make_settings: Any
 ) -> None:

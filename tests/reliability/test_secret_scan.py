@@ -12,6 +12,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.results import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +30,7 @@ def scan(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.row("security", "secret scan of the repository")
 def test_no_committed_file_looks_like_a_secret() -> None:
     done = scan(ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -99,6 +102,7 @@ CLEAN_LINES = [
 ]
 
 
+@pytest.mark.row("security", "secret scan catches planted secrets")
 def test_planted_secrets_are_caught_and_allow_lists_work(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -98,6 +98,7 @@ def snapshot(store: Store) -> dict[str, int]:
     }
 
 
+@pytest.mark.row("security", "sql injection: command line")
 def test_command_line_parameters(
     loaded: tuple[Store, Settings], monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -211,6 +212,7 @@ def _candles_shown(answer: dict[str, Any]) -> int:
     return sum(len(t.get("x") or []) for t in traces)
 
 
+@pytest.mark.row("security", "sql injection: dashboard")
 def test_dashboard_callbacks_over_http(loaded: tuple[Store, Settings]) -> None:
     from cryptolab.dashboard.server import DashServer
 
@@ -272,6 +274,7 @@ def test_dashboard_callbacks_over_http(loaded: tuple[Store, Settings]) -> None:
     )
 
 
+@pytest.mark.row("security", "sql injection: notebook API")
 def test_notebook_api(loaded: tuple[Store, Settings], make_settings: Any) -> None:
     store, settings = loaded
     before = snapshot(store)
