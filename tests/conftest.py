@@ -4,6 +4,7 @@ factory fixtures give each test its own topic names and ClickHouse database."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from tests.tools import in_ci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 RUN_KEY = pytest.StashKey[Run]()
+TREE_KEY = pytest.StashKey[set[str] | None]()
+DIRTIED_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,9 +41,24 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile("ci")
 
 
+def _tree_status() -> set[str] | None:
+    """``git status --porcelain`` lines of this checkout (None outside git)."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT.parent, text=True,
+                              capture_output=True, timeout=60, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(done.stdout.splitlines())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[TREE_KEY] = _tree_status()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).relative_to(ROOT).parts
+        path = Path(str(item.fspath))
+        parts = path.relative_to(ROOT).parts if path.is_relative_to(ROOT) else ()
         if parts and parts[0] in ("unit", "integration", "e2e", "reliability"):
             item.add_marker(getattr(pytest.mark, parts[0]))
     # the soak runs in the background for the whole session; it is judged last
@@ -81,9 +99,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = rows.finish(exitstatus)
     if run is not None:
         session.config.stash[RUN_KEY] = run
+    before, after = session.config.stash.get(TREE_KEY, None), _tree_status()
+    if before is not None and after is not None and after - before:
+        changed = sorted(after - before)
+        session.config.stash[DIRTIED_KEY] = changed
+        if in_ci():  # tests write to ignored folders (build/), never into the tree
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    dirtied = config.stash.get(DIRTIED_KEY, None)
+    if dirtied:
+        verdict = "FAILED (CI)" if in_ci() else "warning"
+        terminalreporter.write_line(
+            f"{verdict}: this session changed the git tree (tests must write under build/ or a "
+            f"temporary directory): {dirtied[:10]}",
+            red=True,
+        )
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         where = run.dir.relative_to(ROOT.parent) if run.dir.is_relative_to(ROOT.parent) else run.dir

@@ -67,7 +67,8 @@ def _reason(report: pytest.TestReport) -> str:
     else:
         crash = getattr(longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(longrepr)
-    return text.strip()[-MAX_REASON:]
+    lines = text.strip().splitlines()  # the first line: "AssertionError: <the message>"
+    return (lines[0] if lines else "")[:MAX_REASON]
 
 
 def _status(phases: dict[str, pytest.TestReport]) -> tuple[str, str]:
