@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,6 +161,10 @@ def stop(up: subprocess.Popen[bytes], data: Path) -> None:
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
 
 
+class ParentGone(SystemExit):
+    """pytest (or whoever started the soak) died without stopping it."""
+
+
 def java_children(pid: int) -> dict[int, str]:
     """Long-lived (30 s or more) JVMs under ``pid``: pid -> what it runs."""
     found: dict[int, str] = {}
@@ -220,7 +225,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
     try:
         while up.poll() is None:
             if os.getppid() != parent:
-                raise SystemExit("the process that started the soak went away: stopping")
+                raise ParentGone("the process that started the soak went away: stopping")
             samples.append(sample(up.pid, started, f"127.0.0.1:{port}", data))
             watch.check(up.pid, samples[-1].t)
             print(json.dumps(flat(samples[-1])), flush=True)
@@ -269,7 +274,11 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="cryptolab-soak-"))
     os.environ.pop("CRYPTOLAB_DATA_DIR", None)
-    run(args.minutes, work, args.out)
+    try:
+        run(args.minutes, work, args.out)
+    except ParentGone:
+        shutil.rmtree(work, ignore_errors=True)  # nobody is left to read or remove it
+        raise
 
 
 if __name__ == "__main__":
