@@ -28,12 +28,6 @@ one window would overflow the candle's quote volume (Decimal(38, 16)) and fail t
 
 WINDOW_SECONDS = 10
 
-# Spark reads the Kafka value with this schema (DDL string, so importing this module needs no JVM).
-SPARK_TRADE_SCHEMA = (
-    "symbol STRING, trade_id BIGINT, price STRING, qty STRING, trade_time BIGINT, "
-    "event_time BIGINT, is_buyer_maker BOOLEAN, ingest_time BIGINT"
-)
-
 CANDLE_COLUMNS = (
     "symbol",
     "window_start",
@@ -73,6 +67,10 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     @classmethod
     def from_json(cls, payload: bytes | str) -> Trade:
         return msgspec.json.decode(payload, type=cls)
+
+
+TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
+"""The Trade's fields in order: the columns of ``trades`` that the stream and loaders write."""
 
 
 def now_ms() -> int:

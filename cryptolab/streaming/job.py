@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
-from cryptolab.model import MAX_QUOTE, WINDOW_SECONDS
+from cryptolab.model import MAX_QUOTE, TRADE_COLUMNS, WINDOW_SECONDS
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
 from cryptolab.streaming.sink import StoreSink
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 PRICE_TYPE = "decimal(18,8)"
 
 
-TRADE_COLUMNS = (
-    "symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker",
-    "ingest_time",
-)  # fmt: skip
 KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_time", "raw")
 
 
@@ -327,6 +324,32 @@ class StreamingJob:
         for done in self.processed().values():
             if any(done.get(p, 0) < o for p, o in wanted.items()):
                 return False
+        return True
+
+    def wait_caught_up(
+        self,
+        target: dict[int, int],
+        timeout: float,
+        stop: threading.Event | None = None,
+        report_every: float = 5.0,
+    ) -> bool:
+        """Block until every query has written ``target`` offsets to the store (True), or
+        ``stop`` is set (False); a failed query raises, and so does ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        last_report = time.monotonic()
+        while not self.caught_up(target):
+            if stop is not None and stop.is_set():
+                return False
+            if time.monotonic() > deadline:
+                raise StreamingError(
+                    f"spark did not catch up with Kafka within {timeout:.0f} s: "
+                    f"processed={self.processed()} target={target}"
+                )
+            if time.monotonic() - last_report >= report_every:
+                last_report = time.monotonic()
+                log.info("catching up processed=%s target=%s", self.processed(), target)
+            time.sleep(0.2)
+        log.info("caught up with offsets %s", target)
         return True
 
     def progress(self) -> dict[str, Any]:

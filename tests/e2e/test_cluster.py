@@ -15,8 +15,8 @@ from typing import cast
 
 import pytest
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.e2e.helpers import cryptolab, environment, stored_candles
 from tests.reference import assert_candles_equal, reference_candles, tape_trades
 from tests.spark_cluster import StandaloneCluster

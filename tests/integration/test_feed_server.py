@@ -14,10 +14,10 @@ from typing import Any
 
 import aiohttp
 
-from cryptolab.feeds.binance import BinanceFeed, FeedConfig
-from cryptolab.feeds.frames import trade_key
-from cryptolab.feeds.server import Faults, ReplayServer
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.live.binance import BinanceFeed, FeedConfig
+from cryptolab.feeds.server.app import Faults, ReplayServer
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.frames import trade_key
 
 
 def run_feed(feed: BinanceFeed, seconds: float, trades: int | None = None) -> list[str | bytes]:

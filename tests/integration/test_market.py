@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryptolab.batch.load import load_tape
+from cryptolab.cli.render import render_candles
 from cryptolab.lab.data import sample_market
 from cryptolab.settings import load_settings
 from cryptolab.store import Store, market, open_store, quality, queries
-from cryptolab.store.load import load_tape
-from cryptolab.store.render import render_candles
 from tests.reference import assert_candles_equal, parse_candles_csv, reference_candles, tape_trades
 
 SYMBOLS = ["BNBUSDT", "BTCUSDT", "ETHUSDT"]

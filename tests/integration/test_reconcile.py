@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.cli.render import render_candles
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.store import open_store, queries
 from cryptolab.store.reconcile import reconcile
-from cryptolab.store.render import render_candles
 from cryptolab.store.schema import CANDLES_10S, TRADES
 from tests.reference import assert_candles_equal, parse_candles_csv, reference_candles, tape_trades
 

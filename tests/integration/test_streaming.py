@@ -6,10 +6,10 @@ from typing import Any
 
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import read_frames, write_frames
+from cryptolab.cli.render import render_candles
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import read_frames, write_frames
 from cryptolab.store import open_store, queries
-from cryptolab.store.render import render_candles
 from cryptolab.streaming.job import StreamingJob
 from tests.reference import assert_candles_equal, parse_candles_csv, reference_candles, tape_trades
 

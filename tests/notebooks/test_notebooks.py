@@ -29,8 +29,8 @@ import nbformat
 import pytest
 
 from cryptolab.bus.broker import free_port
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.lab.data import sample_market
 from tests.reference import tape_trades
 

@@ -12,8 +12,8 @@ import pytest
 
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.topics import end_offsets
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.settings import load_settings
 from tests.reliability.pipeline import (
     Up,

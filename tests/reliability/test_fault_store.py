@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.e2e.helpers import cryptolab
 from tests.reliability.disk import fill, small_disk
 from tests.reliability.pipeline import (

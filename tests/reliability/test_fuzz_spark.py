@@ -25,8 +25,8 @@ import pytest
 from kafka import KafkaProducer
 
 from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.cli.render import render_candles
 from cryptolab.store import open_store, queries
-from cryptolab.store.render import render_candles
 from cryptolab.streaming.job import StreamingJob
 from tests.reference import assert_candles_equal, parse_candles_csv, reference_candles
 from tests.reliability.frames import (

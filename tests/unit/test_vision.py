@@ -9,8 +9,8 @@ import pytest
 
 from cryptolab.cli import main
 from cryptolab.errors import TapeError
-from cryptolab.feeds.tape import read_frames
-from cryptolab.feeds.vision import vision_frames
+from cryptolab.feeds.tapes.tape import read_frames
+from cryptolab.feeds.tapes.vision import vision_frames
 from cryptolab.model import parse_frame
 
 # 2024 files: milliseconds; 2025 files: microseconds

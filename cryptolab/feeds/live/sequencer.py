@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cryptolab.feeds.counters import FeedCounters
+from cryptolab.feeds.live.counters import FeedCounters
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ import logging
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptolab.errors import CryptolabError
 from cryptolab.settings import Settings, load_settings
+from cryptolab.times import EPOCH, iso_z, to_utc
 
 log = logging.getLogger("cryptolab")
 
@@ -44,10 +44,10 @@ def _until_interrupted() -> None:
 
 
 def _source(args: argparse.Namespace, settings: Settings) -> Any:
-    from cryptolab.feeds.source import live_source, replay_source, sample_tape
+    from cryptolab.feeds.source import demo_tape, live_source, replay_source
 
     if args.source == "replay":
-        return replay_source(args.tape or sample_tape(), args.speed)
+        return replay_source(args.tape or demo_tape(), args.speed)
     if args.tape:
         raise CryptolabError("--tape goes with --source replay")
     return live_source(settings)
@@ -112,8 +112,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from cryptolab.cli.render import render_candles
     from cryptolab.store import open_store, queries
-    from cryptolab.store.render import render_candles
 
     symbol = _symbol(args.symbol)
     if args.interval not in queries.INTERVALS:
@@ -140,7 +140,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = open_store(settings)
     try:
-        since = args.since or datetime(1970, 1, 1, tzinfo=UTC)
+        since = args.since or EPOCH
         report = reconcile(store, since, args.until)
     finally:
         store.close()
@@ -152,13 +152,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cryptolab.report import render_report
 
     settings = _settings(args)
-    start, end = (t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (args.start, args.end))
+    start, end = to_utc(args.start), to_utc(args.end)
     if start >= end:
         raise CryptolabError("--start must be before --end")
     parameters = {
         "symbol": _symbol(args.symbol),
-        "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "end": end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "start": iso_z(start),
+        "end": iso_z(end),
         "interval": args.interval,
         "tape": str(args.tape) if args.tape else None,
         "data_dir": str(settings.data_dir.resolve()),
@@ -198,8 +198,8 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_tape_synth(args: argparse.Namespace) -> int:
-    from cryptolab.feeds.synth import DEFAULT_START_MS, synth_frames
-    from cryptolab.feeds.tape import write_frames
+    from cryptolab.feeds.tapes.synth import DEFAULT_START_MS, synth_frames
+    from cryptolab.feeds.tapes.tape import write_frames
 
     start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
     symbols = load_settings(symbols=args.symbols).symbols
@@ -210,7 +210,7 @@ def cmd_tape_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_tape_import(args: argparse.Namespace) -> int:
-    from cryptolab.feeds.vision import import_tape
+    from cryptolab.feeds.tapes.vision import import_tape
 
     count = import_tape(args.file, args.symbol, args.out)
     print(f"wrote {count} trades to {args.out}")
@@ -220,7 +220,7 @@ def cmd_tape_import(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     import threading
 
-    from cryptolab.feeds.record import record
+    from cryptolab.feeds.tapes.record import record
 
     settings = _settings(args, symbols=args.symbols)
     stop = threading.Event()
@@ -235,7 +235,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-    from cryptolab.feeds.server import Faults, ReplayServer
+    from cryptolab.feeds.server.app import Faults, ReplayServer
 
     faults = Faults(
         drop_every=args.drop_every,

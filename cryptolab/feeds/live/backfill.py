@@ -4,7 +4,7 @@ Each call weighs 25 against Binance's request-weight limit (6,000 per minute per
 keeps its own account of the weight it spent in the last minute, believes the server's
 ``X-MBX-USED-WEIGHT-1M`` when that is higher, and on ``429`` (too many requests) or ``418``
 (IP banned for ignoring 429s) waits the ``Retry-After`` the server asks for before any further
-call. A real ``historicalTrades`` item is documented in :mod:`cryptolab.feeds.frames`.
+call. A real ``historicalTrades`` item is documented in :mod:`cryptolab.frames`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 
 from cryptolab.errors import FeedError
-from cryptolab.feeds.counters import FeedCounters
-from cryptolab.feeds.frames import rest_trade_frame
-from cryptolab.feeds.sequencer import BackfillJob, Sequencer
+from cryptolab.feeds.live.counters import FeedCounters
+from cryptolab.feeds.live.sequencer import BackfillJob, Sequencer
+from cryptolab.frames import rest_trade_frame
 
 log = logging.getLogger(__name__)
 

@@ -40,18 +40,40 @@ def _payload(message: Any) -> Any:
     return message.get("data", message) if "stream" in message else message
 
 
-def trade_key(frame: str | bytes) -> tuple[str, int] | None:
-    """``(symbol, trade id)`` of a trade frame, or None for anything else (bad or other event)."""
+def event_of(frame: str | bytes) -> dict[str, Any] | None:
+    """The event object of a frame (the combined stream's ``data``, or the bare event), or None
+    when the frame is not a JSON object."""
     try:
         data = _payload(orjson.loads(frame))
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(data, dict) or data.get("e") != "trade":
+    return data if isinstance(data, dict) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def trade_key(frame: str | bytes) -> tuple[str, int] | None:
+    """``(symbol, trade id)`` of a trade frame, or None for anything else (bad or other event)."""
+    data = event_of(frame)
+    if data is None or data.get("e") != "trade":
         return None
-    symbol, trade_id = data.get("s"), data.get("t")
-    if not isinstance(symbol, str) or isinstance(trade_id, bool) or not isinstance(trade_id, int):
-        return None
-    return symbol, trade_id
+    symbol, trade_id = data.get("s"), _int(data.get("t"))
+    return (symbol, trade_id) if isinstance(symbol, str) and trade_id is not None else None
+
+
+def symbol_of(frame: str | bytes) -> str | None:
+    """The ``s`` of a frame's event, or None."""
+    data = event_of(frame)
+    symbol = data.get("s") if data is not None else None
+    return symbol if isinstance(symbol, str) else None
+
+
+def event_time_of(frame: str | bytes) -> int | None:
+    """The ``E`` (ms) of a frame's event, or None (bad frames are not paced)."""
+    data = event_of(frame)
+    return _int(data.get("E")) if data is not None else None
 
 
 def is_server_shutdown(frame: str) -> bool:

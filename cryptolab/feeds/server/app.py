@@ -32,11 +32,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from cryptolab.errors import CryptolabError
-from cryptolab.feeds.config import MAX_STREAMS_PER_CONNECTION
-from cryptolab.feeds.faults import Faults, ServerStats, Withhold
-from cryptolab.feeds.frames import server_shutdown_frame
-from cryptolab.feeds.server_tape import ServerTape
-from cryptolab.feeds.tape import read_frames
+from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION
+from cryptolab.feeds.server.faults import Faults, ServerStats, Withhold
+from cryptolab.feeds.server.tapes import ServerTape
+from cryptolab.feeds.tapes.tape import read_frames
+from cryptolab.frames import server_shutdown_frame
 
 __all__ = ["Faults", "ReplayServer", "ServerStats", "Withhold"]
 

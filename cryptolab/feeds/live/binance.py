@@ -34,12 +34,12 @@ import aiohttp
 import websocket
 
 from cryptolab.errors import FeedError
-from cryptolab.feeds.backfill import Backfiller, RestClient, WeightBudget
-from cryptolab.feeds.config import MAX_STREAMS_PER_CONNECTION, FeedConfig
-from cryptolab.feeds.connection import AttemptLimiter, Backoff, stream_url
-from cryptolab.feeds.counters import FeedCounters
-from cryptolab.feeds.sequencer import BackfillJob, Sequencer
-from cryptolab.feeds.shard import Shard
+from cryptolab.feeds.live.backfill import Backfiller, RestClient, WeightBudget
+from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION, FeedConfig
+from cryptolab.feeds.live.connection import AttemptLimiter, Backoff, stream_url
+from cryptolab.feeds.live.counters import FeedCounters
+from cryptolab.feeds.live.sequencer import BackfillJob, Sequencer
+from cryptolab.feeds.live.shard import Shard
 from cryptolab.settings import Settings
 
 __all__ = [
@@ -116,7 +116,7 @@ _END = object()
 
 class BinanceFeed:
     """Yields raw trade frames — live ones exactly as received, backfilled ones tagged (see
-    :data:`~cryptolab.feeds.frames.BACKFILL_TAG`) — until ``stop`` is set; then finishes
+    :data:`~cryptolab.frames.BACKFILL_TAG`) — until ``stop`` is set; then finishes
     pending backfills, saves the last ids and ends. ``counters`` may be read from any thread."""
 
     def __init__(

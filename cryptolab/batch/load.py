@@ -22,7 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from cryptolab.errors import FrameError, TapeError
-from cryptolab.feeds.tape import event_time_of, read_frames
+from cryptolab.feeds.tapes.tape import read_frames
+from cryptolab.frames import event_time_of
 from cryptolab.model import Trade, now_ms, parse_frame
 from cryptolab.store.client import Store
 from cryptolab.store.reconcile import ReconcileReport, reconcile

@@ -23,6 +23,7 @@ from typing import IO
 import orjson
 
 from cryptolab.errors import TapeError
+from cryptolab.frames import event_time_of, trade_key
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +64,6 @@ def write_frames(path: Path, frames: Iterable[str]) -> int:
     return count
 
 
-def event_time_of(frame: str) -> int | None:
-    """The frame's ``E`` (ms), or None when the frame has none (bad frames are not paced)."""
-    try:
-        message = orjson.loads(frame)
-        data = message.get("data", message)
-        value = data.get("E")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 @dataclass
 class Pacer:
     """Sleeps so that frames come out at ``speed`` times the pace of their event times."""
@@ -94,6 +84,20 @@ class Pacer:
         delay = due - self.clock()
         if delay > 0:
             self.sleep(delay)
+
+
+def parse_speed(value: float | str | None) -> float | None:
+    """A replay speed: a positive factor (1 = real time), or ``"max"``/None = as fast as
+    possible. Raises ValueError saying what is allowed."""
+    if value is None or value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise ValueError(f"speed must be a number or 'max', got {value!r}") from None
+    if not speed > 0:
+        raise ValueError(f"speed must be positive or 'max', got {value!r}")
+    return speed
 
 
 def replay(frames: Iterable[str], speed: float | None) -> Iterator[str]:
@@ -126,7 +130,7 @@ def looped_live(path: Path) -> Iterator[str]:
     if not times:
         raise TapeError(f"tape {path} has no trade frames to loop")
     id_range: dict[str, tuple[int, int]] = {}
-    for symbol, trade_id in filter(None, map(_symbol_and_id, frames)):
+    for symbol, trade_id in filter(None, map(trade_key, frames)):
         low, high = id_range.get(symbol, (trade_id, trade_id))
         id_range[symbol] = (min(low, trade_id), max(high, trade_id))
     span_ms = max(times) - min(times) + 1000
@@ -134,18 +138,7 @@ def looped_live(path: Path) -> Iterator[str]:
     lap = 0
     while True:
         for frame in frames:
-            key = _symbol_and_id(frame)
+            key = trade_key(frame)
             id_span = (id_range[key[0]][1] - id_range[key[0]][0] + 1) if key else 0
             yield shift_frame(frame, base_shift + lap * span_ms, lap * id_span)
         lap += 1
-
-
-def _symbol_and_id(frame: str) -> tuple[str, int] | None:
-    try:
-        data = orjson.loads(frame)["data"]
-        symbol, trade_id = data["s"], data["t"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-    if isinstance(symbol, str) and isinstance(trade_id, int) and not isinstance(trade_id, bool):
-        return symbol, trade_id
-    return None

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import IO
 
 from cryptolab.errors import TapeError
-from cryptolab.feeds.frames import trade_frame
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.tape import write_frames
+from cryptolab.frames import trade_frame
 
 log = logging.getLogger(__name__)
 

@@ -10,29 +10,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptolab import commands as cmd
+from cryptolab.cli import commands as cmd
 from cryptolab.errors import CryptolabError
+from cryptolab.feeds.tapes.tape import parse_speed
+from cryptolab.times import parse_utc
 
 
 def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be positive")
-    return value
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _iso(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 time: {text[:40]!r} (e.g. 2026-11-01T00:00:00Z)"
-        ) from None
+        return parse_utc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:
@@ -53,7 +48,7 @@ def _positive_float(text: str) -> float:
 
 
 def _withhold(text: str) -> Any:
-    from cryptolab.feeds.server import Withhold
+    from cryptolab.feeds.server.app import Withhold
 
     try:
         return Withhold.parse(text)
@@ -62,6 +57,24 @@ def _withhold(text: str) -> Any:
 
 
 # -- parser -------------------------------------------------------------------------------------
+def _feed_options() -> argparse.ArgumentParser:
+    """Where frames come from (``up``, ``produce``)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--source", choices=("binance", "replay"), default="binance")
+    options.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
+    options.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
+    options.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    return options
+
+
+def _dash_options() -> argparse.ArgumentParser:
+    """Where the dashboard listens (``up``, ``dash``)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--host", help="dashboard host (default CRYPTOLAB_DASH_HOST, 127.0.0.1)")
+    options.add_argument("--port", type=int, help="dashboard port (default CRYPTOLAB_DASH_PORT)")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cryptolab",
@@ -71,12 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     parser.add_argument("--data-dir", type=Path, help="state directory (CRYPTOLAB_DATA_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
+    feed, dash = _feed_options(), _dash_options()
 
-    up = sub.add_parser("up", help="run the whole pipeline (feed, Kafka, Spark, store, dashboard)")
-    up.add_argument("--source", choices=("binance", "replay"), default="binance")
-    up.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
-    up.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
-    up.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    up = sub.add_parser(
+        "up",
+        parents=[feed, dash],
+        help="run the whole pipeline (feed, Kafka, Spark, store, dashboard)",
+    )
     up.add_argument(
         "--until-drained",
         action="store_true",
@@ -84,15 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--seconds", type=_positive_float, help="run this long, drain, then exit")
     up.add_argument("--no-dash", action="store_true", help="do not serve the dashboard")
-    up.add_argument("--host", help="dashboard host (default 127.0.0.1)")
-    up.add_argument("--port", type=int, help="dashboard port (default 8050)")
     up.set_defaults(func=cmd.cmd_up)
 
-    produce = sub.add_parser("produce", help="the feed alone: Binance or a tape -> Kafka")
-    produce.add_argument("--source", choices=("binance", "replay"), default="binance")
-    produce.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
-    produce.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
-    produce.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    produce = sub.add_parser(
+        "produce", parents=[feed], help="the feed alone: Binance or a tape -> Kafka"
+    )
     produce.set_defaults(func=cmd.cmd_produce)
 
     stream = sub.add_parser("stream", help="the streaming job alone: Kafka -> Spark -> store")
@@ -219,9 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     jars.add_argument("action", choices=("fetch",))
     jars.set_defaults(func=cmd.cmd_jars)
 
-    dash_cmd = sub.add_parser("dash", help="serve the dashboard over the store")
-    dash_cmd.add_argument("--host")
-    dash_cmd.add_argument("--port", type=int)
+    dash_cmd = sub.add_parser("dash", parents=[dash], help="serve the dashboard over the store")
     dash_cmd.set_defaults(func=cmd.cmd_dash)
     return parser
 

@@ -17,11 +17,18 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from cryptolab.feeds.config import FeedConfig
-from cryptolab.feeds.connection import AttemptLimiter, Backoff, Connection, Event, Kind, stream_url
-from cryptolab.feeds.counters import FeedCounters
-from cryptolab.feeds.frames import trade_key
-from cryptolab.feeds.sequencer import Sequencer
+from cryptolab.feeds.live.config import FeedConfig
+from cryptolab.feeds.live.connection import (
+    AttemptLimiter,
+    Backoff,
+    Connection,
+    Event,
+    Kind,
+    stream_url,
+)
+from cryptolab.feeds.live.counters import FeedCounters
+from cryptolab.feeds.live.sequencer import Sequencer
+from cryptolab.frames import trade_key
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +81,14 @@ class Shard:
         self.attempts.record()
         self.counters.connect_attempts += 1
         try:
-            ws = await self.session.ws_connect(
-                self.url,
-                autoping=False,
-                heartbeat=None,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                max_msg_size=0,
-            )
+            async with asyncio.timeout(self.config.connect_timeout):  # TCP + TLS + handshake
+                ws = await self.session.ws_connect(
+                    self.url,
+                    autoping=False,
+                    heartbeat=None,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                    max_msg_size=0,
+                )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("binance connect failed shard=%d error=%r", self.index, exc)
             return None

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from cryptolab.feeds.config import MAX_STREAMS_PER_CONNECTION
-from cryptolab.feeds.frames import is_server_shutdown
+from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION
+from cryptolab.frames import is_server_shutdown
 
 log = logging.getLogger(__name__)
 

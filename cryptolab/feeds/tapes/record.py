@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptolab.errors import FeedError
-from cryptolab.feeds.binance import BinanceFeed, probe
-from cryptolab.feeds.tape import open_tape
+from cryptolab.feeds.live.binance import BinanceFeed, probe
+from cryptolab.feeds.tapes.tape import open_tape
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
