@@ -1,5 +1,6 @@
 """Soak: the whole embedded stack (tape paced in real time -> producer -> embedded Kafka ->
-Spark -> chDB) for N minutes at 10x a Binance-like rate, with consumer lag, memory (PSS), open
+Spark -> chDB) on an N-minute tape at 10x a Binance-like rate (`cryptolab up --until-drained`:
+N minutes of publishing whatever the start-up takes, then the drain), with consumer lag, memory (PSS), open
 file handles and threads of `cryptolab up`'s whole process tree sampled every 10 s. (The live
 client's own faults are covered by tests/reliability/test_fault_feed.py; here the feed is the
 replay source so the soak measures the stack, not a second process serving the tape.)
@@ -11,7 +12,7 @@ three symbols (bursts included: tapes come from cryptolab.feeds.tapes.synth). Th
 this in the background at the beginning of the session (tests/reliability/test_soak.py) and
 checks its result at the end, so the soak overlaps the rest of the suite instead of adding to
 it; the load of the other tests only makes it harder. `make test` runs a short soak
-(SOAK_MINUTES, default 3), `make soak` the 20-minute one.
+(SOAK_MINUTES, default 4), `make soak` the 20-minute one.
 
 After the run: loss and duplicates from Kafka, the tape and the store (soak_loss.py); crashes
 are the process exits observed: `cryptolab up` ending with an error, or one of its JVMs (Spark,
@@ -205,7 +206,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
     seconds = minutes * 60
     cli = [sys.executable, "-m", "cryptolab"]
     subprocess.run([*cli, "tape", "synth", "--symbols", ",".join(SYMBOLS), "--seconds",
-                    str(int(seconds + 120)), "--rate", f"{RATE_PER_SYMBOL:.3f}", "--out",
+                    str(int(seconds)), "--rate", f"{RATE_PER_SYMBOL:.3f}", "--out",
                     str(tape)], check=True, env=environment(work / "synth"),
                    stdout=subprocess.DEVNULL)  # fmt: skip
     port = free_port()
@@ -217,7 +218,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
     started = time.monotonic()
     up = subprocess.Popen(
         [*cli, "up", "--source", "replay", "--tape", str(tape), "--speed", "1",
-         "--seconds", str(seconds), "--no-dash"],
+         "--until-drained", "--no-dash"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     samples: list[Sample] = []
@@ -266,7 +267,7 @@ def run(minutes: float, work: Path, out: Path) -> dict[str, Any]:
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up in run()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

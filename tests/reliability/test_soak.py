@@ -112,11 +112,11 @@ def steady(
     samples: list[dict[str, Any]], minutes: float
 ) -> tuple[list[dict[str, Any]], float, float]:
     """The samples that judge trends: from WARMUP_S after the first trade reached Kafka (start-up
-    takes a minute or more on a loaded machine) to the end of publishing (`up --seconds`; the
-    drain and the final reconcile after it are not steady state)."""
+    takes a minute or more on a loaded machine) to the end of the tape, ``minutes`` after its
+    first trade (the drain and the final reconcile after it are not steady state)."""
     first = next((s["t"] for s in samples if s["in_kafka"]), None)
     assert first is not None, "no trade ever reached Kafka"
-    start, end = first + WARMUP_S, minutes * 60
+    start, end = first + WARMUP_S, first + minutes * 60
     return [s for s in samples if start <= s["t"] <= end and s["lag"] is not None], start, end
 
 
