@@ -1,9 +1,10 @@
 """Soak: the whole embedded stack (tape paced in real time -> producer -> embedded Kafka ->
 Spark -> chDB) on an N-minute tape at 10x a Binance-like rate (`cryptolab up --until-drained`:
-N minutes of publishing whatever the start-up takes, then the drain), with consumer lag, memory (PSS), open
-file handles and threads of `cryptolab up`'s whole process tree sampled every 10 s. (The live
-client's own faults are covered by tests/reliability/test_fault_feed.py; here the feed is the
-replay source so the soak measures the stack, not a second process serving the tape.)
+N minutes of publishing whatever the start-up takes, then the drain), with consumer lag, memory
+(PSS), open file handles and threads of `cryptolab up`'s whole process tree sampled every 10 s.
+(The live client's own faults are covered by tests/reliability/test_fault_feed.py; here the
+feed is the replay source so the soak measures the stack, not a second process serving the
+tape.)
 
     .venv/bin/python -m tests.reliability.soak --minutes 20 --out build/soak/result.json
 
