@@ -64,8 +64,8 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, dict):  # settings: as typed (a seed must read back exactly)
+        return ", ".join(f"{k}={v}" for k, v in value.items()).replace("|", "\\|")
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

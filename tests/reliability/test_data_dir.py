@@ -38,7 +38,7 @@ def refused(data_dir: Path, tmp_path: Path) -> tuple[str, float]:
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"CRYPTOLAB_DATA_DIR={data_dir} is not a writable directory" in done.stderr
     assert seconds < STARTS_WITHIN_S, f"refused only after {seconds:.0f} s"
-    error = done.stderr.strip().splitlines()[-1].removeprefix("cryptolab: ")
+    error = done.stderr.strip().splitlines()[-1].removeprefix("cryptolab: ").removeprefix("error: ")
     return error.replace(str(data_dir), "<the data dir>"), seconds
 
 
