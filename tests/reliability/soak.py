@@ -149,14 +149,24 @@ def flat(sample: Sample) -> dict[str, Any]:
 
 
 def stop(up: subprocess.Popen[bytes], data: Path) -> None:
-    """Stop `cryptolab up` if it still runs (Ctrl-C first, so it stops its broker), and any
-    broker it left behind (the broker runs in its own session)."""
+    """Stop `cryptolab up` if it still runs (Ctrl-C first, so it stops its broker and Spark),
+    then whatever of its process tree outlived it: a Spark JVM orphaned by a stop during
+    start-up, and the broker (it runs in its own session)."""
+    try:
+        tree = psutil.Process(up.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
     if up.poll() is None:
         up.send_signal(signal.SIGINT)
         try:
             up.wait(timeout=60)
         except subprocess.TimeoutExpired:
             up.kill()
+            up.wait(timeout=30)
+    _gone, alive = psutil.wait_procs(tree, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
     pid_file = data / "kafka" / "broker.pid"
     if pid_file.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
