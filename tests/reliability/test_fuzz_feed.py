@@ -123,7 +123,11 @@ def test_fuzzed_frames_become_trades_or_dlq_records_with_a_reason(
     assert (lost, unexpected) == (0, 0), f"{lost} good frames lost, {unexpected} unexpected"
     assert wrong_key == 0, f"{wrong_key} trades keyed by another symbol"
     assert len(with_reason) == len(dead) == len(bad), (len(with_reason), len(dead), len(bad))
-    assert dlq_mismatch == 0, f"{dlq_mismatch} DLQ records differ from the bad frames"
+    assert dlq_mismatch == 0, (
+        f"{dlq_mismatch} DLQ records differ from the bad frames: in the DLQ only "
+        f"{[repr(r)[:200] for r in list(in_dlq - sent_bad)[:3]]}, sent only "
+        f"{[repr(r)[:200] for r in list(sent_bad - in_dlq)[:3]]}"
+    )
     record(
         "fuzz",
         "feed frames -> producer -> Kafka",

@@ -70,7 +70,9 @@ def test_fuzzed_frames_through_the_live_client_reach_the_dlq(
     assert sum(isinstance(f, bytes) for f in fuzz) > 200
     good = list(synth_frames(["BTCUSDT"], 20, 20, seed=31))
     tape: list[str | bytes] = []
+    good_at = set()
     for i, frame in enumerate(good):  # fuzz frames between the good ones
+        good_at.add(len(tape))
         tape.append(frame)
         tape += fuzz[i * len(fuzz) // len(good) : (i + 1) * len(fuzz) // len(good)]
     settings = make_settings()
@@ -98,10 +100,13 @@ def test_fuzzed_frames_through_the_live_client_reach_the_dlq(
     dead = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, settings.dlq_topic)]
     with_reason = [d for d in dead if d.get("reason")]
     counters = (producer.stats.trades, producer.stats.dlq)
-    in_dlq, sent_bad = (
-        Counter((d["raw"], d.get("raw_base64")) for d in dead),
-        Counter(map(dlq_view, fuzz)),
-    )
+    # what the server sent for each fuzz frame: as taped, or with E and T converted to the
+    # client's time unit (a frame with µs-sized times, to a millisecond client)
+    served = ServerTape(tape)
+    unit = FeedConfig().time_unit
+    fuzz_at = [n for n, frame in enumerate(tape) if n not in good_at]
+    in_dlq = Counter((d["raw"], d.get("raw_base64")) for d in dead)
+    sent_bad = Counter(dlq_view(served.text_in(n, unit)) for n in fuzz_at)
     dlq_mismatch = sum(((in_dlq - sent_bad) + (sent_bad - in_dlq)).values())
     reconnects = feed.counters.reconnects  # a bad frame must not cost the connection
 
@@ -109,7 +114,11 @@ def test_fuzzed_frames_through_the_live_client_reach_the_dlq(
     assert_same_trades(trades, expected_rows(good, tmp_path))
     assert counters == (len(good), len(fuzz)), counters
     assert len(with_reason) == len(dead) == len(fuzz), (len(with_reason), len(dead), len(fuzz))
-    assert dlq_mismatch == 0, f"{dlq_mismatch} DLQ records differ from the bad frames"
+    assert dlq_mismatch == 0, (
+        f"{dlq_mismatch} DLQ records differ from the bad frames: in the DLQ only "
+        f"{[repr(r)[:200] for r in list(in_dlq - sent_bad)[:3]]}, sent only "
+        f"{[repr(r)[:200] for r in list(sent_bad - in_dlq)[:3]]}"
+    )
     assert reconnects == 0, f"the client reconnected {reconnects} times"
     record(
         "fuzz",
