@@ -21,6 +21,7 @@ PACKAGES = {
     "docker-compose": "docker-compose",
     "clickhouse-server": "clickhouse-server",
     "openssl": "openssl",
+    "curl": "curl",
 }
 
 

@@ -19,6 +19,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cryptolab.frames",
         "cryptolab.jvm",
         "cryptolab.times",
+        "cryptolab.access",
+        "cryptolab.pids",
     ),
     ("cryptolab.feeds", "cryptolab.bus", "cryptolab.store"),
     ("cryptolab.streaming", "cryptolab.dashboard", "cryptolab.batch"),
