@@ -16,9 +16,15 @@ lock: bootstrap ## re-pin requirements/*.txt after a pyproject.toml change (ARGS
 run: bootstrap ## run the whole pipeline with the dashboard on http://127.0.0.1:8050
 	$(VENV)/cryptolab up $(ARGS)
 
-test: bootstrap ## run the whole test suite (unit, integration, e2e)
+test: bootstrap ## run the whole test suite (unit, integration, e2e, reliability + a 4-min soak); rows in build/results/
 	@scripts/test-tools.sh
 	$(VENV)/python -m pytest $(ARGS)
+
+soak: bootstrap ## the 20-minute soak alone (SOAK_MINUTES=20); its stamped row goes to build/results/soak/
+	SOAK_MINUTES=$(or $(SOAK_MINUTES),20) $(VENV)/python -m pytest tests/reliability/test_soak.py --results-suite soak $(ARGS)
+
+reports: ## render reports/reliability.md and reports/soak.md, each from ONE run in build/results/ (RUN=<run id>)
+	$(VENV)/python -m tests.reliability.render $(if $(RUN),--run $(RUN))
 
 bench: bootstrap ## run the benchmark suite (~10 min), write reports/benchmarks.{md,json}
 	$(VENV)/python -m benchmarks.run $(ARGS)
@@ -53,4 +59,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap lock run test bench lint docs secret-scan secret-baseline lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap lock run test soak reports bench lint docs secret-scan secret-baseline lab notebooks kafka-start kafka-stop clean-data

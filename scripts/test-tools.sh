@@ -3,7 +3,8 @@
 #   docker-compose     validates docker-compose.yml offline (`docker-compose config`)
 #   clickhouse-server  a real ClickHouse server for the http:// store tests
 #   curl               a real HTTP client for the store share tests
-# Without them those tests are skipped on a developer machine and fail when CI is set.
+# Without them those tests are skipped on a developer machine and fail when CI is set
+# (.ci/run exports CI=true; see docs/testing.md).
 set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)

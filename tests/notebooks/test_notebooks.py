@@ -193,11 +193,11 @@ def test_report_command_says_what_to_do_when_it_cannot_report(tmp_path: Path) ->
 
 
 # -- nbval on the committed notebooks -----------------------------------------------------------
-def nbval(*paths: Path) -> subprocess.CompletedProcess[str]:
+def nbval(*args: Path | str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider", "-q",
-         *map(str, paths)],
+         *map(str, args)],
         cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
 
@@ -223,13 +223,17 @@ def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
 
 
 def test_nbval_fails_when_a_stored_value_differs(tmp_path: Path) -> None:
-    """The comparison is real: a changed number in a table, and a changed figure (Plotly JSON,
-    which nbval compares as data), each fail their cell."""
+    """The comparison is real: a changed number in a table, the 8th decimal of a stored value,
+    and a changed figure (Plotly JSON, which nbval compares as data), each fail their cell."""
     nb = nbformat.read(NOTEBOOKS / "03_market_report.ipynb", as_version=4)
     table = next(c for c in nb.cells if "summary_table" in c.source).outputs[0]["data"]
     assert "10,180" in table["text/plain"]
     for mime in ("text/plain", "text/html"):
         table[mime] = table[mime].replace("10,180", "10,181")
+    rejected = next(c for c in nb.cells if "rejected_table" in c.source).outputs[0]["data"]
+    assert "got '-0.50000000'" in rejected["text/plain"]
+    for mime in ("text/plain", "text/html"):
+        rejected[mime] = rejected[mime].replace("-0.50000000", "-0.50000001")
     chart = next(c for c in nb.cells if "candles_with_volume" in c.source).outputs[0]["data"]
     figure = chart["application/vnd.plotly.v1+json"]
     assert figure["layout"]["title"]["text"] == "BTCUSDT: 1m candles, VWAP and taker volume"
@@ -238,7 +242,40 @@ def test_nbval_fails_when_a_stored_value_differs(tmp_path: Path) -> None:
     nbformat.write(nb, altered)
     done = nbval(altered)
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "2 failed" in done.stdout and "10,181" in done.stdout, done.stdout[-3000:]
+    assert "3 failed" in done.stdout, done.stdout[-3000:]
+    assert "10,181" in done.stdout and "-0.50000001" in done.stdout, done.stdout[-3000:]
+
+
+SANITIZED = [  # (what the cell prints now, what the notebook stored, masked?)
+    ("took 3.2 s", "took 4.1 s", True),  # a wall-clock timing
+    ("<IFrame at 0x7f5a99744750>", "<IFrame at 0x7f0011223344>", True),  # a memory address
+    ("http://127.0.0.1:8050/", "http://127.0.0.1:41234/", True),  # a local port
+    ("0.02377000", "0.02377099", False),  # the 7th and 8th decimals are data
+    ("max delay 4.2 s", "max delay 4.3 s", False),  # a duration in the data, not a timing
+    ("trades in 10 s windows", "trades in 20 s windows", False),
+]
+
+
+def test_the_sanitizer_masks_timings_ports_and_addresses_and_nothing_else(tmp_path: Path) -> None:
+    """Each cell prints one text; its stored output is another. nbval must pass exactly the
+    cells whose difference is wall-clock or machine noise."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    for i, (now, stored, _) in enumerate(SANITIZED):
+        cell = nbformat.v4.new_code_cell(f"print({now!r})", execution_count=i + 1)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored + "\n")]
+        nb.cells.append(cell)
+    path = tmp_path / "sanitize_cases.ipynb"
+    nbformat.write(nb, path)
+    done = nbval(path, "-rA")  # the summary lists every cell: "PASSED <path>::Cell 0"
+    results = re.findall(r"^(PASSED|FAILED) \S*::Cell (\d+)", done.stdout, re.MULTILINE)
+    verdicts = {int(cell): verdict for verdict, cell in results}
+    want = {i: "PASSED" if masked else "FAILED" for i, (*_, masked) in enumerate(SANITIZED)}
+    assert verdicts == want, done.stdout[-4000:]
 
 
 # -- make lab -----------------------------------------------------------------------------------

@@ -5,19 +5,24 @@ The classification shares no code with cryptolab: it parses with the standard js
 
 - :func:`feed_frames`: raw WebSocket frames (text or binary) for the producer;
 - :func:`kafka_values`: raw Kafka values another producer could write on the trades topic;
-- :func:`generate`: draw N examples of a strategy in bulk (one ``@given`` run, fixed seed), so a
-  test can push all of them through one real pipeline run.
+- :func:`generate`: draw N examples of a strategy in bulk (one ``@given`` run from a seed), so a
+  test can push all of them through one real pipeline run;
+- :func:`fuzz_seed`: the seed of this run: ``FUZZ_SEED`` from the environment (to replay a
+  run), else a new one per pytest process. Each fuzz test prints it and puts it in its row.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 T = TypeVar("T")
@@ -326,25 +331,52 @@ def classify_value(value: bytes | None) -> str | None:
     return None
 
 
-def generate_mix(strategy: Callable[[str], st.SearchStrategy[T]], mix: dict[str, int]) -> list[T]:
+_SEED: int | None = None
+
+
+def fuzz_seed() -> int:
+    """``FUZZ_SEED`` if set (replaying a run), else one random seed for this process."""
+    global _SEED
+    if _SEED is None:
+        given_seed = os.environ.get("FUZZ_SEED", "").strip()
+        _SEED = int(given_seed) if given_seed else random.SystemRandom().randrange(2**32)
+    return _SEED
+
+
+def seeded(node: str) -> int:
+    """This run's seed for the fuzz test ``node``: printed (pytest shows it when the test
+    fails) and put in the test's row, failed or not."""
+    from tests.reliability.results import setting
+
+    seed = fuzz_seed()
+    print(f"FUZZ_SEED={seed} (replay: FUZZ_SEED={seed} .venv/bin/python -m pytest '{node}')")
+    setting(seed=seed)
+    return seed
+
+
+def generate_mix(
+    strategy: Callable[[str], st.SearchStrategy[T]], mix: dict[str, int], seed: int
+) -> list[T]:
     """``mix[kind]`` examples of ``strategy(kind)`` for each kind, each from its own run."""
     drawn: list[T] = []
-    for kind, count in mix.items():
-        drawn += generate(strategy(kind), count)
+    for i, (kind, count) in enumerate(mix.items()):
+        drawn += generate(strategy(kind), count, seed + i)
     return drawn
 
 
-def generate(strategy: st.SearchStrategy[T], count: int) -> list[T]:
-    """``count`` examples of ``strategy`` from one derandomized hypothesis run (fixed seed, no
-    shrinking, no example database). The same list on every run of the same tests; hypothesis
-    shares some state between runs in one process, so running other fuzz tests first can shift
-    the exact cases a little (the tests assert measured counts, never fixed ones)."""
+def generate(strategy: st.SearchStrategy[T], count: int, seed: int) -> list[T]:
+    """``count`` examples of ``strategy`` from one hypothesis run started from ``seed`` (no
+    shrinking, no example database): the same seed gives the same list when the test runs
+    alone. (hypothesis keeps some state per process, e.g. constants it saw in loaded modules,
+    so in a full session other tests can shift the exact cases a little; the tests assert
+    measured counts, never fixed ones.)"""
     drawn: list[T] = []
 
+    @hypothesis_seed(seed)
     @settings(
         max_examples=count,
         deadline=None,
-        derandomize=True,
+        derandomize=False,  # the seed decides (also under the "ci" profile)
         database=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),

@@ -14,6 +14,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.results import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +33,7 @@ def scan(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.row("security", "secret scan of the repository")
 def test_no_committed_file_looks_like_a_secret() -> None:
     done = scan(ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -106,6 +109,7 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
+@pytest.mark.row("security", "secret scan catches planted secrets")
 def test_planted_secrets_are_caught_and_allow_lists_work(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

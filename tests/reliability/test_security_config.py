@@ -74,6 +74,7 @@ def test_inconsistent_kafka_security_is_a_clear_error(values: dict[str, Any], me
     assert SECRET not in str(caught.value)
 
 
+@pytest.mark.row("security", "kafka security settings")
 def test_security_needs_an_external_cluster_and_the_combinations_are_recorded() -> None:
     with pytest.raises(
         ConfigError, match="applies to an external cluster: set CRYPTOLAB_KAFKA_BOOTSTRAP"
