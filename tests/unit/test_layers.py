@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cryptolab.frames",
         "cryptolab.jvm",
         "cryptolab.times",
+        "cryptolab.symbols",
     ),
     ("cryptolab.feeds", "cryptolab.bus", "cryptolab.store"),
     ("cryptolab.streaming", "cryptolab.dashboard", "cryptolab.batch"),
