@@ -83,3 +83,37 @@ def apply_patch(figure: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
         else:
             raise AssertionError(f"unexpected patch operation {name}")
     return result
+
+
+MARKET_OUTPUTS = [
+    ("market-table", "data"),
+    ("market-map", "figure"),
+    ("market-state", "data"),
+    ("market-summary", "children"),
+    ("market-quote", "options"),
+]
+
+
+def market_request(
+    state: Any = None, quote: Any = None, text: Any = None, changed: str = "market-tick"
+) -> dict[str, Any]:
+    """The body the /market page posts every tick (or when a filter changes)."""
+    props = {"market-tick": "n_intervals", "market-quote": "value", "market-text": "value"}
+    values = {"market-tick": 1, "market-quote": quote, "market-text": text}
+    return {
+        "output": ".." + "...".join(f"{c}.{p}" for c, p in MARKET_OUTPUTS) + "..",
+        "outputs": [{"id": c, "property": p} for c, p in MARKET_OUTPUTS],
+        "inputs": [{"id": i, "property": props[i], "value": values[i]} for i in props],
+        "state": [{"id": "market-state", "property": "data", "value": state}],
+        "changedPropIds": [f"{changed}.{props[changed]}"],
+    }
+
+
+def single_request(output: tuple[str, str], inputs: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    """The body of a callback with one output and no state."""
+    return {
+        "output": f"{output[0]}.{output[1]}",
+        "outputs": {"id": output[0], "property": output[1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }

@@ -39,7 +39,10 @@ def _banner_style(live: bool) -> dict[str, str]:
 def _url_params(search: Any) -> dict[str, str]:
     if not isinstance(search, str):  # the page sends a string; anything else means no query
         return {}
-    params = parse_qs(search.lstrip("?"), max_num_fields=20)
+    try:
+        params = parse_qs(search.lstrip("?"), max_num_fields=20)
+    except ValueError:  # more fields than any link of ours has: not ours, ignore it
+        return {}
     return {k: v[0] for k, v in params.items() if v}
 
 

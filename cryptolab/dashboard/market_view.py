@@ -182,7 +182,10 @@ def url_filters(search: Any) -> Filters:
     """``?quote=USDT&q=btc`` -> Filters; anything else in the URL is ignored."""
     if not isinstance(search, str):
         return Filters()
-    params = parse_qs(search.lstrip("?"), max_num_fields=20)
+    try:
+        params = parse_qs(search.lstrip("?"), max_num_fields=20)
+    except ValueError:  # more fields than any link of ours has: not ours, ignore it
+        return Filters()
     return clean_filters(params.get("quote", [""])[0], params.get("q", [""])[0])
 
 

@@ -52,12 +52,17 @@ class Profile:
 
 
 def factor_symbols(count: int) -> list[str]:
-    """``count`` names, busiest first: real bases on USDT first, then other quote assets."""
-    names = [f"{base}USDT" for base in BASES]
-    for quote in QUOTES[1:]:
-        names += [f"{base}{quote}" for base in BASES[:8] if f"{base}{quote}" != "BTCBTC"]
-    if count > len(names):
-        names += [f"X{i:04d}USDT" for i in range(count - len(names))]
+    """``count`` names, busiest first: real bases on USDT, with a pair on another quote asset
+    (FDUSD, USDC, BTC, EUR, TRY) after every second one, then made-up names."""
+    others = [f"{base}{quote}" for base in BASES[:8] for quote in QUOTES[1:]]
+    others = [name for name in others if name != "BTCBTC"]
+    names: list[str] = []
+    for index, base in enumerate(BASES):
+        names.append(f"{base}USDT")
+        if index % 2 == 1 and others:
+            names.append(others.pop(0))
+    names += others
+    names += [f"X{i:04d}USDT" for i in range(max(0, count - len(names)))]
     return names[:count]
 
 
