@@ -87,6 +87,7 @@ def apply_patch(figure: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 
 MARKET_OUTPUTS = [
     ("market-table", "data"),
+    ("market-table", "page_count"),
     ("market-map", "figure"),
     ("market-state", "data"),
     ("market-summary", "children"),
@@ -95,17 +96,29 @@ MARKET_OUTPUTS = [
 
 
 def market_request(
-    state: Any = None, quote: Any = None, text: Any = None, changed: str = "market-tick"
+    state: Any = None,
+    quote: Any = None,
+    text: Any = None,
+    sort_by: Any = None,
+    page: Any = 0,
+    changed: str = "market-tick.n_intervals",
 ) -> dict[str, Any]:
-    """The body the /market page posts every tick (or when a filter changes)."""
-    props = {"market-tick": "n_intervals", "market-quote": "value", "market-text": "value"}
-    values = {"market-tick": 1, "market-quote": quote, "market-text": text}
+    """The body the /market page posts every tick (or when a filter, the sort or the page
+    changes)."""
+    sort_by = sort_by if sort_by is not None else [{"column_id": "vol_24h", "direction": "desc"}]
+    inputs = [
+        ("market-tick", "n_intervals", 1),
+        ("market-quote", "value", quote),
+        ("market-text", "value", text),
+        ("market-table", "sort_by", sort_by),
+        ("market-table", "page_current", page),
+    ]
     return {
         "output": ".." + "...".join(f"{c}.{p}" for c, p in MARKET_OUTPUTS) + "..",
         "outputs": [{"id": c, "property": p} for c, p in MARKET_OUTPUTS],
-        "inputs": [{"id": i, "property": props[i], "value": values[i]} for i in props],
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "state": [{"id": "market-state", "property": "data", "value": state}],
-        "changedPropIds": [f"{changed}.{props[changed]}"],
+        "changedPropIds": [changed],
     }
 
 

@@ -166,6 +166,6 @@ def reference_overview(trades: pd.DataFrame) -> dict[str, dict[str, object]]:
             "quote_volume_24h": quote,
             "trades_24h": len(recent),
             "trades_per_s": int(in_last_minute.sum()) / 60.0,
-            "spark": [float(p) for p in spark if p is not None] + [float(prices[-1])],
+            "spark": [float(p) for p in spark if p is not None],
         }
     return result

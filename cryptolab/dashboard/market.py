@@ -14,18 +14,19 @@ import time
 from typing import Any
 
 import dash
-from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
+from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from cryptolab.dashboard import market_figures, market_view
 from cryptolab.dashboard.market_view import Filters, Sent
 from cryptolab.store import Store
-from cryptolab.store.overview import MarketOverview, MarketSnapshot
+from cryptolab.store.connect import second_connection
+from cryptolab.store.overview import MarketOverview, MarketRow, MarketSnapshot
 from cryptolab.times import iso_z
 
 log = logging.getLogger(__name__)
 
 PATH = "/market"
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 _VOLUME = {"specifier": ",.4~s"}
 _PCT = {"locale": {"symbol": ["", " %"]}, "specifier": "+$,.2f"}
 COLUMNS = [
@@ -103,12 +104,14 @@ def layout(refresh_ms: int) -> html.Div:
                 columns=COLUMNS,
                 hidden_columns=HIDDEN,
                 data=[],
-                sort_action="native",
+                # sorted, filtered and paged on the server: the browser holds one page
+                sort_action="custom",
+                sort_mode="single",
                 sort_by=[{"column_id": "vol_24h", "direction": "desc"}],
-                filter_action="native",
-                filter_query="",
-                page_action="native",
+                page_action="custom",
+                page_current=0,
                 page_size=PAGE_SIZE,
+                page_count=1,
                 markdown_options={"link_target": "_self"},
                 style_as_list_view=True,
                 style_cell=_CELL,
@@ -119,10 +122,7 @@ def layout(refresh_ms: int) -> html.Div:
                 + [{"if": {"column_id": "spark"}, "fontFamily": "monospace", "color": "#8ab4ff"}],
                 style_data_conditional=_colors("chg_1h", "p1h") + _colors("chg_24h", "p24h"),
                 # the filter row and column toggle: the controls above drive filter_query
-                css=[
-                    {"selector": ".show-hide, .dash-spreadsheet-menu", "rule": "display: none"},
-                    {"selector": "tr:has(> .dash-filter)", "rule": "display: none"},
-                ],
+                css=[{"selector": ".show-hide, .dash-spreadsheet-menu", "rule": "display: none"}],
                 tooltip_header={
                     "chg_1h": "change against the price 1 h ago (italic: against the first "
                     "price since, the symbol had none then)",
@@ -139,7 +139,7 @@ def layout(refresh_ms: int) -> html.Div:
 
 def install(app: dash.Dash, store: Store) -> MarketOverview:
     """The market page's callbacks over ``store``."""
-    overview = MarketOverview(store)
+    overview = MarketOverview(store, second_connection(store))
     sent = Sent()
 
     @app.callback(
@@ -152,15 +152,8 @@ def install(app: dash.Dash, store: Store) -> MarketOverview:
         return (chosen.quote or None), chosen.text
 
     @app.callback(
-        Output("market-table", "filter_query"),
-        Input("market-quote", "value"),
-        Input("market-text", "value"),
-    )
-    def filter_table(quote: Any, text: Any) -> str:
-        return market_view.clean_filters(quote, text).query()
-
-    @app.callback(
         Output("market-table", "data"),
+        Output("market-table", "page_count"),
         Output("market-map", "figure"),
         Output("market-state", "data"),
         Output("market-summary", "children"),
@@ -168,12 +161,15 @@ def install(app: dash.Dash, store: Store) -> MarketOverview:
         Input("market-tick", "n_intervals"),
         Input("market-quote", "value"),
         Input("market-text", "value"),
+        Input("market-table", "sort_by"),
+        Input("market-table", "page_current"),
         State("market-state", "data"),
     )
-    def refresh_market(_: Any, quote: Any, text: Any, state: Any) -> tuple[Any, ...]:
+    def refresh_market(
+        _: Any, quote: Any, text: Any, sort_by: Any, page: Any, state: Any
+    ) -> tuple[Any, ...]:
         filters = market_view.clean_filters(quote, text)
-        redraw = ctx.triggered_id in ("market-quote", "market-text")
-        return update(overview, sent, state, filters, redraw)
+        return update(overview, sent, state, filters, sort_by, page)
 
     @app.callback(
         Output("market-go", "href"),
@@ -192,48 +188,54 @@ def install(app: dash.Dash, store: Store) -> MarketOverview:
 
 
 def update(
-    overview: MarketOverview, sent: Sent, state: Any, filters: Filters, redraw: bool = False
+    overview: MarketOverview,
+    sent: Sent,
+    state: Any,
+    filters: Filters,
+    sort_by: Any = None,
+    page: Any = 0,
 ) -> tuple[Any, ...]:
-    """One tick of the page: (table data or Patch, figure or Patch, state, summary, options)."""
+    """One tick of the page: (table page or Patch, page count, treemap or Patch, state,
+    summary, quote options)."""
     started = time.perf_counter()
     try:
         snap = overview.snapshot()
     except Exception as exc:
         log.warning("market overview query failed", exc_info=True)
         note = f"The store did not answer ({type(exc).__name__}); retrying"
-        return no_update, no_update, no_update, note, no_update
-    rows = market_view.table_rows(snap)
-    token = state.get("token") if isinstance(state, dict) else None
-    shown = sent.rows(token)
-    table = market_view.table_update(sent, token, rows)
-    figure = _figure(shown, rows, filters, redraw or (table is not None and table.full))
-    summary = _summary(snap, rows, overview.error, time.perf_counter() - started)
+        return no_update, no_update, no_update, no_update, note, no_update
+    rows, pages, mine = market_view.page_rows(snap, filters, sort_by, page, PAGE_SIZE)
+    state = state if isinstance(state, dict) else {}
+    table = market_view.table_update(sent, state.get("page"), rows)
+    tiles = [market_view.table_row(r) for r in market_figures.tiles(mine)]
+    shown = sent.rows(state.get("tiles"))
+    if shown is None:
+        figure: Any = market_figures.treemap(tiles, len(mine), _no_match(snap, mine))
+    else:
+        figure = market_figures.treemap_patch(shown, tiles, len(mine)) or no_update
+    new_state = {
+        "page": table.token if table is not None else state.get("page"),
+        "tiles": sent.remember(tiles),
+        "pages": pages,
+    }
+    summary = _summary(snap, mine, overview.error, time.perf_counter() - started)
+    page_count = pages if state.get("pages") != pages else no_update
+    kept = new_state if new_state != state else no_update
     if table is None:
-        return no_update, figure, no_update, summary, no_update
-    options = market_view.quote_options(rows) if table.full else no_update
-    return table.data, figure, {"token": table.token}, summary, options
+        return no_update, page_count, figure, kept, summary, no_update
+    options = market_view.quote_options(snap) if table.full else no_update
+    return table.data, page_count, figure, kept, summary, options
 
 
-def _figure(
-    shown: list[dict[str, Any]] | None, rows: list[dict[str, Any]], filters: Filters, full: bool
-) -> Any:
-    mine = [r for r in rows if filters.matches(r)]
-    if full or shown is None:
-        return market_figures.treemap(mine, "No symbol matches the filter" if rows else "")
-    before = market_figures.tiles([r for r in shown if filters.matches(r)])
-    after = market_figures.tiles(mine)
-    if [r["name"] for r in before] != [r["name"] for r in after]:
-        return market_figures.treemap(mine)
-    return market_figures.treemap_patch(before, after) or no_update
+def _no_match(snap: MarketSnapshot, mine: list[MarketRow]) -> str:
+    return "No symbol matches the filter" if snap.rows and not mine else ""
 
 
-def _summary(
-    snap: MarketSnapshot, rows: list[dict[str, Any]], error: str | None, took: float
-) -> str:
+def _summary(snap: MarketSnapshot, rows: list[MarketRow], error: str | None, took: float) -> str:
     if snap.newest is None:
         return "No candles yet: start the pipeline (cryptolab up) or load a tape"
-    up = sum(1 for r in rows if (r["chg_24h"] or 0) > 0)
-    down = sum(1 for r in rows if (r["chg_24h"] or 0) < 0)
+    up = sum(1 for r in rows if (r.change_24h or 0) > 0)
+    down = sum(1 for r in rows if (r.change_24h or 0) < 0)
     text = (
         f"{len(rows):,} symbols · {up:,} up / {down:,} down (24 h) · "
         f"as of {iso_z(snap.newest)} · {took * 1000:.0f} ms"

@@ -10,6 +10,7 @@ from typing import Any
 from dash import Patch
 
 from cryptolab.dashboard.figures import DOWN, PAPER, TEXT, UP, Figure, empty_figure
+from cryptolab.store.overview import MarketRow
 
 MAX_TILES = 120
 """The busiest symbols get a tile; thousands of slivers would show nothing."""
@@ -19,13 +20,13 @@ HEIGHT = 420
 NEUTRAL = "#2a3142"
 
 
-def tiles(rows: Sequence[dict[str, Any]], limit: int = MAX_TILES) -> list[dict[str, Any]]:
+def tiles(rows: Sequence[MarketRow], limit: int = MAX_TILES) -> list[MarketRow]:
     """The rows that get a tile: the ``limit`` busiest by quote volume (ties by name), in
     alphabetical order, so a tick that only reorders them patches tiles instead of redrawing
     (Plotly sorts the tiles by size itself)."""
-    busy = [r for r in rows if r["vol_24h"] > 0]
-    top = sorted(busy, key=lambda r: (-r["vol_24h"], r["name"]))[:limit]
-    return sorted(top, key=lambda r: r["name"])
+    busy = [r for r in rows if r.quote_volume_24h > 0]
+    top = sorted(busy, key=lambda r: (-r.quote_volume_24h, r.symbol))[:limit]
+    return sorted(top, key=lambda r: r.symbol)
 
 
 def _color(row: dict[str, Any]) -> float:
@@ -38,9 +39,8 @@ def _text(row: dict[str, Any]) -> str:
     return "n/a" if change is None else f"{change:+.2f} %"
 
 
-def treemap(rows: Sequence[dict[str, Any]], note: str = "") -> Figure:
-    """The treemap of ``rows`` (already filtered); ``meta.tiles`` lists the symbols in order."""
-    shown = tiles(rows)
+def treemap(shown: Sequence[dict[str, Any]], count: int, note: str = "") -> Figure:
+    """The treemap of ``shown`` (table rows of :func:`tiles`) out of ``count`` symbols."""
     if not shown:
         return empty_figure(note or "No quote volume in the last 24 h")
     names = [r["name"] for r in shown]
@@ -69,8 +69,7 @@ def treemap(rows: Sequence[dict[str, Any]], note: str = "") -> Figure:
         "textfont": {"color": "#f4f6fa"},
     }
     title = (
-        f"{len(shown)} busiest of {len(rows)} symbols · size = quote volume 24 h · "
-        "colour = 24 h change"
+        f"{len(shown)} busiest of {count} symbols · size = quote volume 24 h · colour = 24 h change"
     )
     return {
         "data": [data],
@@ -87,16 +86,27 @@ def treemap(rows: Sequence[dict[str, Any]], note: str = "") -> Figure:
     }
 
 
-def treemap_patch(old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]) -> Patch | None:
-    """Turn the treemap of ``old`` tiles into ``new`` (the same symbols in the same order)
-    tile by tile; None when no tile changed."""
-    patch, changed = Patch(), 0
-    for index, (before, after) in enumerate(zip(old, new, strict=True)):
-        if before["vol_24h"] != after["vol_24h"]:
-            patch["data"][0]["values"][index] = after["vol_24h"]
-            changed += 1
-        if before["chg_24h"] != after["chg_24h"]:
-            patch["data"][0]["marker"]["colors"][index] = _color(after)
-            patch["data"][0]["text"][index] = _text(after)
-            changed += 1
-    return patch if changed else None
+def treemap_patch(
+    old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], count: int
+) -> Patch | Figure | None:
+    """Turn the treemap of ``old`` tiles into ``new`` tile by tile: the whole figure when the
+    symbols differ or most tiles changed (it is smaller then); None when no tile changed."""
+    if [r["name"] for r in old] != [r["name"] for r in new]:
+        return treemap(new, count)
+    sizes = [
+        i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a["vol_24h"] != b["vol_24h"]
+    ]
+    colors = [
+        i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a["chg_24h"] != b["chg_24h"]
+    ]
+    if not sizes and not colors:
+        return None
+    if len(sizes) + 2 * len(colors) > len(new):
+        return treemap(new, count)
+    patch = Patch()
+    for index in sizes:
+        patch["data"][0]["values"][index] = new[index]["vol_24h"]
+    for index in colors:
+        patch["data"][0]["marker"]["colors"][index] = _color(new[index])
+        patch["data"][0]["text"][index] = _text(new[index])
+    return patch

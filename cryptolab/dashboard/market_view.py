@@ -1,9 +1,11 @@
 """What the market page shows, and what changed since the browser last got it.
 
-The table holds one row per symbol in alphabetical order (the browser sorts and filters them
-itself). Values are rounded to what the page displays, so a tick only sends cells that look
-different: a ``Patch`` of those cells, never the whole table, unless the symbols changed (a
-listing) or the server no longer knows what the browser holds (then it redraws).
+The browser holds one page of the table (sorted, filtered and paged here, over every symbol:
+with thousands of symbols most of them trade every few seconds, and no update format beats
+"only the rows on screen"). Values are rounded to what the page displays, so a tick only sends
+cells that look different: a ``Patch`` of those cells (a whole row where another symbol moved
+into its place), never the whole page, unless the server no longer knows what the browser holds
+(then it redraws).
 
 What the browser holds is named by a short token kept in the page; the rows behind recent tokens
 stay in a small in-process cache (:class:`Sent`). A token the cache does not know (a restarted
@@ -19,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -33,6 +36,11 @@ SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_STEP = 3
 """Minutes per sparkline character: 20 characters for the hour."""
 MAX_TEXT = 40
+ROW_CELLS = 4
+"""A replaced row costs about as much as this many changed cells."""
+MAX_CELLS_PER_ROW = 2.0
+"""A patch setting more cells than this many per row is larger than the rows themselves (a
+cell costs ~70 bytes in a Patch, a row ~200 in full): then the rows are sent."""
 TOKEN_CACHE = 16
 _SAFE_SYMBOL = re.compile(r"[A-Z0-9]{1,32}")
 
@@ -44,13 +52,14 @@ def significant(value: float, digits: int) -> float:
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
-def sparkline(points: Sequence[float], step: int = SPARK_STEP) -> str:
-    """A text sparkline: one block character per ``step`` points (the last of each group)."""
+@lru_cache(maxsize=8192)
+def sparkline(points: tuple[float, ...], step: int = SPARK_STEP) -> str:
+    """A text sparkline: one block character per ``step`` points (the last of each group).
+
+    Cached: a symbol's points change once a minute, the page asks every second."""
     if not points:
         return ""
-    body = list(points[:-1])
-    sampled = [body[min(i + step - 1, len(body) - 1)] for i in range(0, len(body), step)]
-    values = [*sampled, points[-1]]
+    values = [points[min(i + step - 1, len(points) - 1)] for i in range(0, len(points), step)]
     low, high = min(values), max(values)
     if high <= low:
         return SPARK_CHARS[3] * len(values)
@@ -58,6 +67,7 @@ def sparkline(points: Sequence[float], step: int = SPARK_STEP) -> str:
     return "".join(SPARK_CHARS[round((v - low) / (high - low) * top)] for v in values)
 
 
+@lru_cache(maxsize=8192)
 def chart_link(symbol: str) -> str:
     """The symbol as a markdown link to its chart (only for names the store can hold)."""
     if not _SAFE_SYMBOL.fullmatch(symbol):
@@ -70,7 +80,7 @@ def table_row(row: MarketRow) -> dict[str, Any]:
     return {
         "symbol": chart_link(row.symbol),
         "name": row.symbol,
-        "quote": quote_asset(row.symbol),
+        "quote": _quote(row.symbol),
         "last": significant(row.last, 7),
         "chg_1h": None if row.change_1h is None else round(row.change_1h, 2),
         "chg_24h": None if row.change_24h is None else round(row.change_24h, 2),
@@ -82,8 +92,45 @@ def table_row(row: MarketRow) -> dict[str, Any]:
     }
 
 
-def table_rows(snapshot: MarketSnapshot) -> list[dict[str, Any]]:
-    return [table_row(row) for row in snapshot.rows]
+_quote = lru_cache(maxsize=8192)(quote_asset)
+
+
+SORT_KEYS: dict[str, Any] = {
+    "symbol": lambda r: r.symbol,
+    "quote": lambda r: (_quote(r.symbol), r.symbol),
+    "last": lambda r: r.last,
+    "chg_1h": lambda r: r.change_1h,
+    "chg_24h": lambda r: r.change_24h,
+    "vol_24h": lambda r: r.quote_volume_24h,
+    "tps": lambda r: r.trades_per_s,
+}
+DEFAULT_SORT = ("vol_24h", "desc")
+
+
+def sort_order(sort_by: Any) -> tuple[str, bool]:
+    """(column, descending) from the table's ``sort_by``; anything unknown -> volume, desc."""
+    if isinstance(sort_by, list) and sort_by and isinstance(sort_by[0], dict):
+        column, direction = sort_by[0].get("column_id"), sort_by[0].get("direction")
+        if column in SORT_KEYS and direction in ("asc", "desc"):
+            return str(column), direction == "desc"
+    return DEFAULT_SORT[0], True
+
+
+def page_rows(
+    snapshot: MarketSnapshot, filters: Filters, sort_by: Any, page: Any, size: int
+) -> tuple[list[dict[str, Any]], int, list[MarketRow]]:
+    """The table rows of one page (filtered, sorted; missing values last), the page count, and
+    every row that passed the filter."""
+    mine = [r for r in snapshot.rows if filters.matches(r.symbol)]
+    column, descending = sort_order(sort_by)
+    key = SORT_KEYS[column]
+    known = [r for r in mine if key(r) is not None]
+    ordered = sorted(known, key=lambda r: (key(r), r.symbol), reverse=descending)
+    ordered += sorted((r for r in mine if key(r) is None), key=lambda r: r.symbol)
+    pages = max(1, -(-len(ordered) // size))
+    index = page if isinstance(page, int) and 0 <= page < pages else 0
+    chosen = ordered[index * size : (index + 1) * size]
+    return [table_row(r) for r in chosen], pages, mine
 
 
 def token_of(rows: Sequence[dict[str, Any]]) -> str:
@@ -129,20 +176,27 @@ class TableUpdate:
 
 def table_update(sent: Sent, token: Any, rows: list[dict[str, Any]]) -> TableUpdate | None:
     """What to send for ``rows`` to a browser holding ``token``'s rows: a Patch of the cells
-    that differ, the full list when the symbols differ or the token is unknown, None when
+    that differ (the whole row where another symbol took the place); the full list when the
+    token is unknown, the length differs or the list is smaller than the patch; None when
     nothing differs."""
     shown = sent.rows(token)
-    if shown is None or [r["name"] for r in shown] != [r["name"] for r in rows]:
+    if shown is None or len(shown) != len(rows):
         return TableUpdate(rows, sent.remember(rows), True, 0)
-    patch, cells = Patch(), 0
+    patch, cells, replaced = Patch(), 0, 0
     for index, (old, new) in enumerate(zip(shown, rows, strict=True)):
+        if old["name"] != new["name"]:
+            patch[index] = new
+            replaced += 1
+            continue
         for field in FIELDS:
             if old[field] != new[field]:
                 patch[index][field] = new[field]
                 cells += 1
-    if not cells:
+    if not cells and not replaced:
         return None
-    return TableUpdate(patch, sent.remember(rows), False, cells)
+    if cells + ROW_CELLS * replaced > len(rows) * MAX_CELLS_PER_ROW:
+        return TableUpdate(rows, sent.remember(rows), True, cells)
+    return TableUpdate(patch, sent.remember(rows), False, cells + ROW_CELLS * replaced)
 
 
 @dataclass(frozen=True)
@@ -152,20 +206,10 @@ class Filters:
     quote: str = ""
     text: str = ""
 
-    def matches(self, row: dict[str, Any]) -> bool:
-        if self.quote and row["quote"] != self.quote:
+    def matches(self, symbol: str) -> bool:
+        if self.quote and _quote(symbol) != self.quote:
             return False
-        return not self.text or self.text in row["name"]
-
-    def query(self) -> str:
-        """The table's ``filter_query`` (DataTable's own filter language, evaluated in the
-        browser): only letters and digits of the text reach it, the quote asset is a known one."""
-        parts = []
-        if self.quote:
-            parts.append(f'{{quote}} = "{self.quote}"')
-        if self.text:
-            parts.append(f'{{name}} contains "{self.text}"')
-        return " && ".join(parts)
+        return not self.text or self.text in symbol
 
 
 def clean_filters(quote_value: Any, text: Any) -> Filters:
@@ -189,10 +233,11 @@ def url_filters(search: Any) -> Filters:
     return clean_filters(params.get("quote", [""])[0], params.get("q", [""])[0])
 
 
-def quote_options(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+def quote_options(snapshot: MarketSnapshot) -> list[dict[str, str]]:
     """The quote assets present, most symbols first."""
     counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["quote"]] = counts.get(row["quote"], 0) + 1
+    for row in snapshot.rows:
+        quote = _quote(row.symbol)
+        counts[quote] = counts.get(quote, 0) + 1
     ordered = sorted(counts, key=lambda q: (-counts[q], q))
     return [{"label": f"{q} ({counts[q]})", "value": q} for q in ordered]

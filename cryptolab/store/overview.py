@@ -21,7 +21,8 @@ Definitions (``M`` is the minute of the newest candle in the store, every symbol
   compared with the open of its first candle since, and marked ``partial``;
 * quote volume and trades over 24 h: candles from ``M - 24 h`` on, the open minute included;
 * trades/s: the trades of the last complete minute (``M - 1 min``) / 60;
-* sparkline: the price as of the end of each of the 60 minutes before ``M``, then ``last``.
+* sparkline: the price as of the end of each of the 60 minutes before ``M`` (it moves once a
+  minute; ``last`` is the live price).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class MarketRow:
     quote_volume_24h: float
     trades_24h: int
     trades_per_s: float
-    spark: tuple[float, ...]  # price as of each minute's end, oldest first, then ``last``
+    spark: tuple[float, ...]  # price as of each minute's end, oldest first
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,32 @@ class MarketSnapshot:
     complete: bool
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """One symbol's rolled-up figures (everything before the base minute), as plain numbers."""
+
+    quote_volume: Decimal
+    trades: int
+    ref_1h: float | None  # price as of M - 1 h (None: no candle before)
+    ref_24h: float | None
+    first_1h: tuple[int, float] | None  # (epoch ms, open) of the first candle after M - 1 h
+    first_24h: tuple[int, float] | None
+    last_minute_trades: int
+    spark: tuple[float, ...]
+
+
+_NONE = _Figures(Decimal(0), 0, None, None, None, None, 0, ())
+
+
 @dataclass
 class _Base:
-    """Per-symbol figures of the rolled-up part, everything before ``minute``."""
+    """Per-symbol figures of the rolled-up part, everything before ``minute``; with ``rows``
+    (every symbol as of then) a tick only recomputes the symbols that traded since."""
 
     minute: datetime
-    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    figures: dict[str, _Figures] = field(default_factory=dict)
+    rows: dict[str, MarketRow] = field(default_factory=dict)
+    newest: datetime | None = None
 
 
 def _hours_part(store: Store, minute: datetime) -> list[tuple[Any, ...]]:
@@ -132,114 +153,126 @@ def _minutes_part(store: Store, minute: datetime) -> list[tuple[Any, ...]]:
     )
 
 
-def _live_part(store: Store, minute: datetime) -> list[tuple[Any, ...]]:
+def _latest_part(store: Store) -> list[tuple[Any, ...]]:
     return store.query_rows(
-        f"""
-        SELECT l.symbol, l.close, l.window_start, o.qv, o.n, o.first_open, o.first_time
-        FROM (SELECT symbol, close, window_start FROM {store.table(MARKET_LATEST)} FINAL) AS l
-        LEFT JOIN (
-            SELECT symbol, sum(quote_volume) AS qv, sum(trades) AS n,
-                   argMin(open, window_start) AS first_open, min(window_start) AS first_time
-            FROM {store.table(MARKET_10S)} FINAL
-            WHERE window_start >= {{m:{TS}}} GROUP BY symbol
-        ) AS o ON l.symbol = o.symbol
-        SETTINGS join_use_nulls = 1
-        """,  # noqa: S608 - identifiers only; values are bound parameters
-        {"m": minute},
+        f"SELECT symbol, toFloat64(close), window_start "  # noqa: S608 - identifiers only
+        f"FROM {store.table(MARKET_LATEST)} FINAL"
     )
 
 
-def _present(moment: Any) -> bool:
-    """``minIf`` over no rows answers the epoch: that is no time."""
-    return moment is not None and to_utc(moment).year > 1970
+def _open_part(store: Store, minute: datetime) -> dict[str, tuple[Any, ...]]:
+    """symbol -> (quote volume, trades, first open, its time, last close, its time) of the
+    candles from ``minute`` on."""
+    rows = store.query_rows(
+        f"SELECT symbol, toFloat64(sum(quote_volume)), sum(trades), "  # noqa: S608
+        f"toFloat64(argMin(open, window_start)), min(window_start), "
+        f"toFloat64(argMax(close, window_start)), max(window_start) "
+        f"FROM {store.table(MARKET_10S)} FINAL WHERE window_start >= {{m:{TS}}} GROUP BY symbol",
+        {"m": minute},
+    )
+    return {str(r[0]): r[1:] for r in rows}
 
 
-def _earliest(candidates: list[tuple[Any, Any]]) -> Any:
-    """The open of the earliest (open, time) candidate whose time is present, or None."""
-    present = [(to_utc(t), o) for o, t in candidates if _present(t)]
-    return min(present, key=lambda item: item[0])[1] if present else None
+def _ms(moment: Any) -> int | None:
+    """Epoch ms of a time from the store; ``minIf`` over no rows answers the epoch: None."""
+    if moment is None:
+        return None
+    ms = int(to_utc(moment).timestamp() * 1000)
+    return ms if ms > 0 else None
 
 
-def _base(store: Store, minute: datetime) -> _Base:
-    """The rolled-up figures of every symbol for the overview at ``minute``."""
-    base = _Base(minute)
-    for s, qv, n, r24, n24, r1, n1, f_open, f_time in _hours_part(store, minute):
-        base.figures[str(s)] = {
-            "qv": Decimal(qv), "n": int(n), "ref24": r24 if n24 else None,
-            "ref1": r1 if n1 else None, "first24": [(f_open, f_time)], "first1": [],
-            "last_minute": 0, "spark": {},
-        }  # fmt: skip
-    for row in _minutes_part(store, minute):
-        s, qv, n, r24, n24, r1, n1, a_open, a_time, c_open, c_time, o1, t1, lm, spark = row
-        fig = base.figures.setdefault(str(s), _empty_figures())
-        fig["qv"] += Decimal(qv)
-        fig["n"] += int(n)
-        if n24:  # a minute bar of the partial hour is nearer than any hour bar
-            fig["ref24"] = r24
-        if n1:
-            fig["ref1"] = r1
-        fig["first24"] += [(a_open, a_time), (c_open, c_time)]
-        fig["first1"] = [(o1, t1)]
-        fig["last_minute"] = int(lm)
-        fig["spark"] = dict(spark)
-    return base
+def _first(*candidates: tuple[Any, Any]) -> tuple[int, float] | None:
+    """The earliest (epoch ms, open) of (open, time) candidates whose time is present."""
+    present = [(ms, float(o)) for o, t in candidates if (ms := _ms(t)) is not None]
+    return min(present) if present else None
 
 
-def _empty_figures() -> dict[str, Any]:
-    return {
-        "qv": Decimal(0), "n": 0, "ref24": None, "ref1": None, "first24": [], "first1": [],
-        "last_minute": 0, "spark": {},
-    }  # fmt: skip
-
-
-def _spark(ref: Any, closes: dict[int, float], last: float) -> tuple[float, ...]:
-    """The price as of the end of each of the SPARK_MINUTES minutes (carried over quiet
-    minutes, omitted before the first known price), then ``last``."""
+def _carried(ref: float | None, closes: dict[int, float]) -> tuple[float, ...]:
+    """The price as of the end of each of the SPARK_MINUTES minutes: a minute without a bar
+    keeps the price before it; minutes before any known price are left out."""
     points: list[float] = []
-    price = float(ref) if ref is not None else None
+    price = ref
     for slot in range(SPARK_MINUTES):
         price = closes.get(slot, price)
         if price is not None:
             points.append(price)
-    return (*points, last)
+    return tuple(points)
 
 
-def _change(last: float, reference: Any) -> float | None:
-    ref = float(reference) if reference is not None else 0.0
-    return (last / ref - 1.0) * 100.0 if ref else None
+def _base(store: Store, minute: datetime) -> _Base:
+    """The rolled-up figures of every symbol for the overview at ``minute``."""
+    hours = {str(r[0]): r[1:] for r in _hours_part(store, minute)}
+    minutes = {str(r[0]): r[1:] for r in _minutes_part(store, minute)}
+    base = _Base(minute)
+    for symbol in hours.keys() | minutes.keys():
+        h_qv, h_n, h_r24, h_n24, h_r1, h_n1, h_open, h_time = hours.get(
+            symbol, (0, 0, None, 0, None, 0, None, None)
+        )
+        m = minutes.get(symbol)
+        m_qv, m_n, m_r24, m_n24, m_r1, m_n1 = m[:6] if m else (0, 0, None, 0, None, 0)
+        ref_24h = m_r24 if m_n24 else h_r24 if h_n24 else None  # a minute bar is nearer
+        ref_1h = m_r1 if m_n1 else h_r1 if h_n1 else None
+        ref1 = float(ref_1h) if ref_1h is not None else None
+        base.figures[symbol] = _Figures(
+            quote_volume=Decimal(h_qv) + Decimal(m_qv),
+            trades=int(h_n) + int(m_n),
+            ref_1h=ref1,
+            ref_24h=float(ref_24h) if ref_24h is not None else None,
+            first_1h=_first((m[10], m[11])) if m else None,
+            first_24h=_first((h_open, h_time), *([(m[6], m[7]), (m[8], m[9])] if m else [])),
+            last_minute_trades=int(m[12]) if m else 0,
+            spark=_carried(ref1, dict(m[13]) if m else {}),
+        )
+    return base
 
 
-def _row(live: tuple[Any, ...], fig: dict[str, Any]) -> MarketRow:
-    symbol, close, newest, qv, n, first_open, first_time = live
-    last = float(close)
-    opened = [(first_open, first_time)]
-    ref24 = fig["ref24"] if fig["ref24"] is not None else _earliest(fig["first24"] + opened)
-    ref1 = fig["ref1"] if fig["ref1"] is not None else _earliest(fig["first1"] + opened)
+def _change(last: float, reference: float | None) -> float | None:
+    return (last / reference - 1.0) * 100.0 if reference else None
+
+
+def _row(
+    symbol: str, last: float, newest: datetime, fig: _Figures, live: tuple[Any, ...] | None
+) -> MarketRow:
+    """One symbol's row: its rolled-up figures and what the open minute added."""
+    qv, n, first = fig.quote_volume, fig.trades, None
+    if live is not None:
+        live_qv, live_n, live_open, live_time = live[:4]
+        qv, n = qv + Decimal(live_qv), n + int(live_n)  # exact: float only at the end
+        first = _first((live_open, live_time))
+    ref_1h = fig.ref_1h
+    if ref_1h is None:
+        earliest = min(x for x in (fig.first_1h, first) if x) if fig.first_1h or first else None
+        ref_1h = earliest[1] if earliest else None
+    ref_24h = fig.ref_24h
+    if ref_24h is None:
+        earliest = min(x for x in (fig.first_24h, first) if x) if fig.first_24h or first else None
+        ref_24h = earliest[1] if earliest else None
     return MarketRow(
-        symbol=str(symbol),
+        symbol=symbol,
         last=last,
         last_time=to_utc(newest),
-        change_1h=_change(last, ref1),
-        change_1h_partial=fig["ref1"] is None,
-        change_24h=_change(last, ref24),
-        change_24h_partial=fig["ref24"] is None,
-        quote_volume_24h=float(fig["qv"] + (Decimal(qv) if qv is not None else 0)),
-        trades_24h=fig["n"] + (int(n) if n is not None else 0),
-        trades_per_s=fig["last_minute"] / 60.0,
-        spark=_spark(fig["ref1"], fig["spark"], last),
+        change_1h=_change(last, ref_1h),
+        change_1h_partial=fig.ref_1h is None,
+        change_24h=_change(last, ref_24h),
+        change_24h_partial=fig.ref_24h is None,
+        quote_volume_24h=float(qv),
+        trades_24h=n,
+        trades_per_s=fig.last_minute_trades / 60.0,
+        spark=fig.spark,
     )
 
 
 def _assemble(store: Store, base: _Base | None, minute: datetime) -> MarketSnapshot:
     """Rows from the rolled-up ``base`` (None: not computed yet) and the live part after it."""
-    live = _live_part(store, base.minute if base is not None else minute)
+    at = base.minute if base is not None else minute
+    latest = sorted(_latest_part(store))
+    live = _open_part(store, at)
     figures = base.figures if base is not None else {}
     rows = tuple(
-        _row(r, figures.get(str(r[0])) or _empty_figures())
-        for r in sorted(live, key=lambda r: str(r[0]))
+        _row(symbol, last, newest, figures.get(symbol, _NONE), live.get(symbol))
+        for symbol, last, newest in latest
     )
-    newest = max((row.last_time for row in rows), default=None)
-    at = base.minute if base is not None else minute
+    newest = to_utc(max(r[2] for r in latest)) if latest else None
     return MarketSnapshot(newest, at, rows, base is not None)
 
 
@@ -257,55 +290,88 @@ def snapshot(store: Store) -> MarketSnapshot:
 class MarketOverview:
     """The overview of one store, kept ready for a dashboard.
 
-    :meth:`snapshot` costs two small reads (each symbol's newest candle, and the minute still
-    open). The rolled-up part changes once a minute (or when a late write lands): a background
-    thread refreshes the rollups and recomputes it while requests go on with the previous one,
-    so no request waits for it (except the very first, with ``wait``).
+    A :meth:`snapshot` reads one small range: the candles of the minute still open (a few
+    thousand rows, time first), and recomputes the rows of the symbols in it; every other row
+    comes from the rolled-up part. That part changes once a minute (or when a late write
+    lands): a background thread refreshes the rollups and recomputes it on its own connection
+    (``worker``; for chDB a second connection to the same engine, whose queries run beside the
+    page's), while requests go on with the previous one.
     """
 
-    def __init__(self, store: Store, recheck_seconds: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, worker: Store | None = None, recheck_seconds: float = 5.0
+    ) -> None:
         self.store = store
+        self.worker = worker or store
         self.recheck_seconds = recheck_seconds
         self.error: str | None = None
         self._base: _Base | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
 
     def snapshot(self, wait: bool = False) -> MarketSnapshot:
         """Every symbol now. ``wait`` computes a missing or outdated rolled-up part first;
-        without it the snapshot may be a minute behind on the 24 h figures (or lack them, with
-        ``complete`` False, until the first computation ends)."""
-        newest = newest_window(self.store)
-        if newest is None:
-            return MarketSnapshot(None, None, (), True)
-        minute = floor_time(newest, MINUTE)
+        without it the 24 h figures may lag a minute behind (or be missing, with ``complete``
+        False, until the first computation ends)."""
         base = self._base
-        due = base is None or base.minute != minute
-        due = due or time.monotonic() - self._checked > self.recheck_seconds
-        if due and wait:
-            self._update(minute)
-            base = self._base
-        elif due:
+        if base is None or wait:
+            newest = newest_window(self.store)
+            if newest is None:
+                return MarketSnapshot(None, None, (), True)
+            minute = floor_time(newest, MINUTE)
+            if wait:
+                self._update(minute)
+                return self.snapshot()
             self._start(minute)
-        return _assemble(self.store, base, minute)
+            return _assemble(self.store, None, minute)
+        live = _open_part(self.store, base.minute)
+        newest = max((to_utc(v[5]) for v in live.values()), default=base.newest)
+        minute = floor_time(newest, MINUTE) if newest else base.minute
+        if minute != base.minute or time.monotonic() - self._checked > self.recheck_seconds:
+            self._start(minute)
+        rows = dict(base.rows)
+        for symbol, values in live.items():
+            fig = base.figures.get(symbol, _NONE)
+            rows[symbol] = _row(symbol, values[4], values[5], fig, values)
+        ordered = tuple(rows[s] for s in sorted(rows))
+        return MarketSnapshot(newest, base.minute, ordered, True)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a background computation to end (before closing the store)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
     def _start(self, minute: datetime) -> None:
         with self._lock:
-            if self._worker is not None and self._worker.is_alive():
+            if self._thread is not None and self._thread.is_alive():
                 return
-            self._worker = threading.Thread(
+            self._checked = time.monotonic()
+            self._thread = threading.Thread(
                 target=self._update, args=(minute,), name="market-overview", daemon=True
             )
-            self._worker.start()
+            self._thread.start()
 
     def _update(self, minute: datetime) -> None:
         self._checked = time.monotonic()
         try:
-            report = refresh_rollups(self.store)
-            if self._base is None or self._base.minute != minute or report.rewritten_hours:
-                self._base = _base(self.store, minute)
+            report = refresh_rollups(self.worker)
+            base = self._base
+            if base is None or base.minute != minute or report.rewritten_hours:
+                self._base = _base_with_rows(self.worker, minute)
             self.error = None
         except Exception as exc:  # the next snapshot tries again; the page says why
             log.warning("market overview refresh failed", exc_info=True)
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+def _base_with_rows(store: Store, minute: datetime) -> _Base:
+    """:func:`_base` and every symbol's row as of ``minute`` (newest candle, no open minute)."""
+    base = _base(store, minute)
+    latest = _latest_part(store)
+    for symbol, last, newest in latest:
+        name = str(symbol)
+        base.rows[name] = _row(name, last, newest, base.figures.get(name, _NONE), None)
+    base.newest = to_utc(max(r[2] for r in latest)) if latest else None
+    return base

@@ -115,6 +115,38 @@ def _roll(
             store.command(sql, {"lo": first, "hi": last, "symbols": list(symbols)})
 
 
+def _rewritten(
+    store: Store, since: datetime, lo: datetime, hi: datetime
+) -> list[tuple[datetime, list[str]]]:
+    """(hour, symbols) whose minute bars in ``[lo, hi)`` miss a candle written after ``since``:
+    a minute bar carries the newest ``updated_at`` of its candles, so a candle newer than its
+    bar (or without a bar) is one the bar does not include yet."""
+    written = store.query_rows(
+        f"SELECT symbol, toStartOfMinute(window_start) AS minute, max(updated_at) "  # noqa: S608
+        f"FROM {store.table(MARKET_10S)} "
+        f"WHERE updated_at > {{since:{TS}}} AND window_start >= {{lo:{TS}}} "
+        f"AND window_start < {{hi:{TS}}} GROUP BY symbol, minute",
+        {"since": since, "lo": lo, "hi": hi},
+    )
+    if not written:
+        return []
+    first = min(to_utc(r[1]) for r in written)
+    symbols = sorted({str(r[0]) for r in written})
+    bars = store.query_rows(
+        f"SELECT symbol, bucket, max(updated_at) FROM {store.table(MARKET_1M)} "  # noqa: S608
+        f"WHERE bucket >= {{lo:{TS}}} AND bucket < {{hi:{TS}}} "
+        "AND has({symbols:Array(String)}, symbol) GROUP BY symbol, bucket",
+        {"lo": first, "hi": hi, "symbols": symbols},
+    )
+    covered = {(str(s), to_utc(b)): to_utc(u) for s, b, u in bars}
+    stale: dict[datetime, set[str]] = {}
+    for symbol, minute, updated in written:
+        key = (str(symbol), to_utc(minute))
+        if key not in covered or covered[key] < to_utc(updated):
+            stale.setdefault(floor_time(key[1], HOUR), set()).add(key[0])
+    return [(hour, sorted(names)) for hour, names in sorted(stale.items())]
+
+
 def refresh_rollups(store: Store) -> RefreshReport:
     """Bring ``market_1m`` / ``market_1h`` up to date with ``market_10s``: the minutes since the
     last refresh (all of :data:`HORIZON` the first time), and every older bucket holding a
@@ -132,16 +164,8 @@ def refresh_rollups(store: Store) -> RefreshReport:
     done, since = state.get("minutes_done"), state.get("since")
     edge = done if done is not None and floor <= done <= minute else floor
     if since is not None and edge > floor:
-        touched = store.query_rows(
-            f"SELECT toStartOfHour(window_start) AS hour, groupUniqArray(symbol) "  # noqa: S608
-            f"FROM {store.table(MARKET_10S)} "
-            f"WHERE updated_at > {{since:{TS}}} AND window_start >= {{lo:{TS}}} "
-            f"AND window_start < {{hi:{TS}}} GROUP BY hour ORDER BY hour",
-            {"since": since - MARGIN, "lo": floor, "hi": edge},
-        )
-        for hour, symbols in touched:
-            start = to_utc(hour)
-            _roll(store, start, min(start + HOUR, edge), sorted(symbols))
+        for hour, symbols in _rewritten(store, since - MARGIN, floor, edge):
+            _roll(store, hour, min(hour + HOUR, edge), symbols)
             report.rewritten_hours += len(symbols)
     _roll(store, edge, minute)
     _save_state(store, {"minutes_done": minute, "since": wall})

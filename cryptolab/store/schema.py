@@ -26,7 +26,8 @@ MARKET_10S = "market_10s"
 one contiguous range here, while ``candles_10s`` (symbol first) spreads it over every symbol's
 newest granule. A materialized view copies each candle insert, whoever writes it."""
 MARKET_LATEST = "market_latest"
-"""Newest candle per symbol (a materialized view; the row with the latest window wins)."""
+"""Newest candle per symbol (a materialized view; the row with the latest window wins, and of
+two versions of that window the one inserted last)."""
 MARKET_1M = "market_1m"
 MARKET_1H = "market_1h"
 """1-minute and 1-hour bars of every symbol, recomputed from ``market_10s`` by
@@ -161,9 +162,12 @@ def _market_ddl(store: Store) -> list[str]:
             close Decimal(18, 8)
         ) ENGINE = ReplacingMergeTree(window_start)
         ORDER BY symbol""",
+        # one row per symbol and insert (not per candle): the table stays ~symbols long
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {store.table(MARKET_LATEST + "_mv")}
         TO {store.table(MARKET_LATEST)} AS
-        SELECT symbol, window_start, close FROM {candles}""",  # noqa: S608 - identifiers only
+        SELECT c.symbol AS symbol, max(c.window_start) AS window_start,
+               argMax(c.close, (c.window_start, c.updated_at)) AS close
+        FROM {candles} AS c GROUP BY c.symbol""",  # noqa: S608 - identifiers only
         f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_1M)} {bars}
         PARTITION BY toDate(bucket) ORDER BY (bucket, symbol)""",
         f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_1H)} {bars}

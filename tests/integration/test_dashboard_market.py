@@ -69,8 +69,10 @@ def complete(client: Any) -> tuple[dict[str, Any], int]:
 def test_first_answer_has_every_symbol_then_nothing_changes(market: dict[str, Any]) -> None:
     answer, size = complete(market["client"])
     rows = answer["market-table"]["data"]
-    assert sorted(r["name"] for r in rows) == sorted(SYMBOLS)
-    assert [r["name"] for r in rows] == sorted(SYMBOLS), "alphabetical; the browser sorts"
+    assert sorted(r["name"] for r in rows) == sorted(SYMBOLS), "one page holds all 24"
+    volumes = [r["vol_24h"] for r in rows]
+    assert volumes == sorted(volumes, reverse=True), "busiest first"
+    assert answer["market-table"]["page_count"] == 1
     btc = next(r for r in rows if r["name"] == "BTCUSDT")
     assert btc["symbol"] == "[BTCUSDT](/?symbol=BTCUSDT)" and btc["quote"] == "USDT"
     assert {o["value"] for o in answer["market-quote"]["options"]} >= {"USDT", "BTC", "FDUSD"}
@@ -83,9 +85,13 @@ def test_first_answer_has_every_symbol_then_nothing_changes(market: dict[str, An
     assert small < 400 < size
 
 
+BY_NAME = [{"column_id": "symbol", "direction": "asc"}]
+
+
 def test_a_new_trade_arrives_as_a_small_patch(market: dict[str, Any]) -> None:
     client = market["client"]
-    answer, full_size = complete(client)
+    complete(client)
+    answer, full_size = tick(client, sort_by=BY_NAME)
     rows, state = answer["market-table"]["data"], answer["market-state"]["data"]
     figure = answer["market-map"]["figure"]
     last = json.loads(market["frames"][-1])["data"]
@@ -94,14 +100,14 @@ def test_a_new_trade_arrives_as_a_small_patch(market: dict[str, Any]) -> None:
                     "p": "9999.00000000", "q": "1.00000000", "T": last["T"] + 1, "m": False,
                     "M": True}}  # fmt: skip
     load_frames(market["store"], [json.dumps(eth)], "new")
-    patched, size = tick(client, state)
+    patched, size = tick(client, state, sort_by=BY_NAME)
     table = patched["market-table"]["data"]
     assert table["__dash_patch_update"] == "__dash_patch_update", "a Patch, not the table"
     touched = {op["location"][0] for op in table["operations"]}
     assert touched == {[r["name"] for r in rows].index("ETHUSDT")}, "only ETHUSDT's row"
     assert size < 2_000 < full_size, (size, full_size)
     rebuilt = apply_patch({"rows": rows}, _rooted(table, "rows"))["rows"]
-    fresh, _ = tick(client)  # what a new page would get
+    fresh, _ = tick(client, sort_by=BY_NAME)  # what a new page would get
     assert rebuilt == fresh["market-table"]["data"]
     eth_row = next(r for r in rebuilt if r["name"] == "ETHUSDT")
     assert eth_row["last"] == 9999.0
@@ -117,19 +123,21 @@ def _rooted(patch: dict[str, Any], root: str) -> dict[str, Any]:
     return {**patch, "operations": ops}
 
 
-def test_filters_narrow_the_treemap_and_the_table_query(market: dict[str, Any]) -> None:
+def test_filters_sorting_and_pages(market: dict[str, Any]) -> None:
     client = market["client"]
-    answer, _ = tick(client, quote="BTC", text="et", changed="market-quote")
-    labels = answer["market-map"]["figure"]["data"][0]["labels"]
-    assert labels == ["ETHBTC"], labels
-    body = single_request(
-        ("market-table", "filter_query"),
-        [("market-quote", "value", "BTC"), ("market-text", "value", 'et" || {x} = "1')],
-    )
-    status, response, _ = post(client, body)
-    assert status == 200
-    query = response["response"]["market-table"]["filter_query"]
-    assert query == '{quote} = "BTC" && {name} contains "ETX1"', "letters and digits only"
+    answer, _ = tick(client, quote="BTC", text="et", changed="market-quote.value")
+    assert [r["name"] for r in answer["market-table"]["data"]] == ["ETHBTC"]
+    assert answer["market-map"]["figure"]["data"][0]["labels"] == ["ETHBTC"]
+    falling = [{"column_id": "chg_1h", "direction": "asc"}]
+    answer, _ = tick(client, sort_by=falling, changed="market-table.sort_by")
+    changes = [r["chg_1h"] for r in answer["market-table"]["data"]]
+    assert changes == sorted(changes), "most fallen first"
+    for page in (5, -1, "x", None):
+        answer, _ = tick(client, page=page, changed="market-table.page_current")
+        assert len(answer["market-table"]["data"]) == len(SYMBOLS), "out of range: page 1"
+    nothing, _ = tick(client, text="ZZZZ", changed="market-text.value")
+    assert nothing["market-table"]["data"] == []
+    assert "No symbol matches" in json.dumps(nothing["market-map"]["figure"])
 
 
 @pytest.mark.parametrize(
@@ -158,7 +166,7 @@ def test_hostile_query_strings_change_nothing(market: dict[str, Any], search: st
     text = response["response"]["market-text"]["value"]
     assert quote in (None, "USDT"), quote
     assert text == "" or (text.isalnum() and len(text) <= 40), text
-    answer, _ = tick(client, quote=quote, text=text, changed="market-quote")
+    answer, _ = tick(client, quote=quote, text=text, changed="market-quote.value")
     assert "market-map" in answer, "the page still answers"
 
 
@@ -166,6 +174,10 @@ def test_bad_state_from_the_browser_means_a_full_redraw(market: dict[str, Any]) 
     for state in ({"token": "x" * 10_000}, {"token": 5}, "garbage", [1, 2], None):
         answer, _ = tick(market["client"], state)
         assert len(answer["market-table"]["data"]) == len(SYMBOLS), state
+    for sort_by in ([{"column_id": "x' OR 1=1", "direction": "desc"}], "volume", [{}], [5]):
+        answer, _ = tick(market["client"], sort_by=sort_by, changed="market-table.sort_by")
+        volumes = [r["vol_24h"] for r in answer["market-table"]["data"]]
+        assert volumes == sorted(volumes, reverse=True), ("unknown sort: by volume", sort_by)
 
 
 def test_the_page_route_and_the_chart_link(market: dict[str, Any]) -> None:

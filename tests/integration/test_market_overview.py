@@ -86,7 +86,7 @@ def test_snapshot_equals_the_reference_from_raw_trades(loaded: Any, tmp_path: Pa
     assert rows["SOLUSDT"].change_1h_partial and rows["SOLUSDT"].change_24h_partial
     assert rows["QUIETUSDT"].trades_24h == 0 and rows["QUIETUSDT"].change_1h == 0.0
     assert not rows["BTCUSDT"].change_24h_partial and rows["BTCUSDT"].trades_24h > 1000
-    assert len(rows["BTCUSDT"].spark) == 61, "60 minutes, then the last price"
+    assert len(rows["BTCUSDT"].spark) == 60, "the price at the end of each of 60 minutes"
 
 
 def test_a_late_write_into_an_old_window_is_rolled_up_again(loaded: Any, tmp_path: Path) -> None:
@@ -104,6 +104,7 @@ def test_a_late_write_into_an_old_window_is_rolled_up_again(loaded: Any, tmp_pat
     load_frames(store, [json.dumps(late)], "late")
     report = refresh_rollups(store)
     assert report.rewritten_hours >= 1, report
+    assert refresh_rollups(store).rewritten_hours == 0, "done once, not again"
     trades = tape_trades(_write(tmp_path / "t.jsonl", [*frames, json.dumps(late)]))
     snap = snapshot(store)
     _check(snap, trades)
