@@ -256,7 +256,7 @@ def measure(symbols: int, hours: float, rate: float, ticks: int, repeats: int) -
         store = open_store(settings)
         market = Market(store, names, rate, seed=17)
         started = time.perf_counter()
-        rows = market.fill(hours)
+        market.fill(hours)
         fill_s = time.perf_counter() - started
         client = create_app(store, settings).server.test_client()
         warm_s, state = warm_up(client)

@@ -174,6 +174,7 @@ def test_bad_state_from_the_browser_means_a_full_redraw(market: dict[str, Any]) 
     for state in ({"token": "x" * 10_000}, {"token": 5}, "garbage", [1, 2], None):
         answer, _ = tick(market["client"], state)
         assert len(answer["market-table"]["data"]) == len(SYMBOLS), state
+    sort_by: Any
     for sort_by in ([{"column_id": "x' OR 1=1", "direction": "desc"}], "volume", [{}], [5]):
         answer, _ = tick(market["client"], sort_by=sort_by, changed="market-table.sort_by")
         volumes = [r["vol_24h"] for r in answer["market-table"]["data"]]
