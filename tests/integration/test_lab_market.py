@@ -49,8 +49,9 @@ def reference_closes(trades: pd.DataFrame, bucket_ms: int) -> pd.DataFrame:
 
 
 def reference_returns(trades: pd.DataFrame, bucket_ms: int) -> pd.DataFrame:
-    closes = reference_closes(trades, bucket_ms)
-    return np.log(closes.astype(float)).diff().iloc[1:]
+    closes = reference_closes(trades, bucket_ms).astype(float)
+    logs = pd.DataFrame(np.log(closes.to_numpy()), index=closes.index, columns=closes.columns)
+    return logs.diff().iloc[1:]
 
 
 def test_bars_breadth_concentration_and_movers(loaded: Any) -> None:
