@@ -135,6 +135,30 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr | None = Field(None, description="ClickHouse password (secret)")
     clickhouse_verify: bool = Field(True, description="https: verify the server certificate")
     clickhouse_ca_cert: Path | None = Field(None, description="https: PEM CA of the server")
+    store_share_port: int = Field(
+        8123,
+        ge=0,
+        le=65535,
+        description="the process that owns an embedded (chdb://) store serves it read-only over "
+        "ClickHouse's HTTP interface here (a free port when taken); 0 = off",
+    )
+    store_share_host: str = Field(
+        "127.0.0.1",
+        description="address of the read-only share; non-loopback needs "
+        "CRYPTOLAB_STORE_SHARE_PASSWORD",
+    )
+    store_share_password: SecretStr | None = Field(
+        None, description="password of the share's user `default` (basic auth) (secret)"
+    )
+    store_share_threads: int = Field(
+        2, ge=1, le=64, description="shared queries that run at once (one thread each); more wait"
+    )
+    store_share_max_seconds: float = Field(
+        30.0, gt=0, description="a shared query running longer is stopped (max_execution_time)"
+    )
+    store_share_max_rows: int = Field(
+        10_000_000, ge=1, description="a shared query returning more rows fails (max_result_rows)"
+    )
     store_retry_seconds: float = Field(
         300.0, ge=0, description="retry a failed store write this long before the stream stops"
     )
@@ -153,6 +177,10 @@ class Settings(BaseSettings):
         description="WebSocket base; /stream?streams=... is appended",
     )
     binance_rest_url: str = Field("https://api.binance.com", description="REST base (backfill)")
+    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        "MILLISECOND",
+        description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",
+    )
     connect_timeout_seconds: float = Field(
         10.0, gt=0, description="how long to wait for Binance before falling back to replay"
     )
@@ -180,6 +208,11 @@ class Settings(BaseSettings):
     dash_allow_no_auth: bool = Field(
         False, description="allow a non-loopback dash_host without a password (behind a proxy)"
     )
+
+    @field_validator("binance_time_unit", mode="before")
+    @classmethod
+    def _upper_time_unit(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("symbols", mode="before")
     @classmethod

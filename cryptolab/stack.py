@@ -25,6 +25,7 @@ from cryptolab.model import WINDOW_SECONDS
 from cryptolab.settings import Settings, require_writable_dir
 from cryptolab.store import Store, open_store, queries
 from cryptolab.store.reconcile import ReconcileReport, closed_horizon, reconcile, touched_since
+from cryptolab.store.share import StoreShare, require_share_guarded
 from cryptolab.streaming.job import StreamingJob
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Stack:
         self.job: StreamingJob | None = None
         self.producer: TradeProducer | None = None
         self.dashboard: Any = None
+        self.share: StoreShare | None = None
         self._stop_feed = threading.Event()
         self._feed_thread: threading.Thread | None = None
         self._feed_error: BaseException | None = None
@@ -125,6 +127,7 @@ class Stack:
             from cryptolab.dashboard.auth import require_safe_binding
 
             require_safe_binding(settings)
+        require_share_guarded(settings)
         require_writable_dir(settings.data_dir, "CRYPTOLAB_DATA_DIR")
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC) - timedelta(seconds=1)
@@ -137,6 +140,7 @@ class Stack:
         self.status.bootstrap = bootstrap
         ensure_topics(settings, bootstrap)
         self.store = open_store(settings)
+        self.share = StoreShare.start(settings)  # other processes read the live store here
         from cryptolab.streaming.session import create_spark
 
         self.spark = create_spark(settings)
@@ -146,6 +150,8 @@ class Stack:
             from cryptolab.dashboard.server import DashServer
 
             self.dashboard = DashServer.start(self.store, settings, self.snapshot)
+            if self.share is not None:
+                self.share.announce(dashboard=self.dashboard.url)
         self._feed_thread = threading.Thread(target=self._run_feed, name="feed", daemon=True)
         self._feed_thread.start()
         log.info("pipeline started source=%s", self.source.description)
@@ -315,6 +321,8 @@ class Stack:
             self.job.stop()
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.share is not None:
+            self.share.stop()
         if self.spark is not None:
             self.spark.stop()
         if self.store is not None:

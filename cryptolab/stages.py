@@ -25,6 +25,7 @@ from cryptolab.errors import BrokerError
 from cryptolab.feeds.source import Source
 from cryptolab.settings import Settings
 from cryptolab.store import open_store
+from cryptolab.store.share import StoreShare, require_share_guarded
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,13 @@ def run_streaming(
     bootstrap = kafka_bootstrap(settings)
     ensure_topics(settings, bootstrap)
     target = end_offsets(bootstrap, settings.topic, settings) if until_caught_up else None
+    require_share_guarded(settings)
     store = open_store(settings)
+    share: StoreShare | None = None
     spark: Any = None
     job: StreamingJob | None = None
     try:
+        share = StoreShare.start(settings)  # other processes read the live store here
         spark = create_spark(settings, app_name="cryptolab-stream")
         job = StreamingJob(spark, settings, bootstrap, store).start()
         _wait(job, stop, target, timeout)
@@ -92,6 +96,8 @@ def run_streaming(
     finally:
         if job is not None:
             job.stop()
+        if share is not None:
+            share.stop()
         if spark is not None:
             spark.stop()
         store.close()

@@ -14,6 +14,7 @@ PACKAGES = {
     "docker-compose": "docker-compose",
     "clickhouse-server": "clickhouse-server",
     "openssl": "openssl",
+    "curl": "curl",
 }
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cryptolab.errors import BrokerError
 from cryptolab.jvm import Artifact, JarBundle, find_java, resolve
+from cryptolab.pids import pid_alive
 from cryptolab.settings import Settings, require_writable_dir
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,6 @@ def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as dead
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass(frozen=True)
@@ -158,7 +145,7 @@ class LocalBroker:
     # -- lifecycle ---------------------------------------------------------------------------
     def status(self) -> BrokerStatus:
         pid = self._read_pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             return BrokerStatus(False, None, None, self.dir)
         try:
             port = int(json.loads(self.ports_file.read_text())["broker"])
@@ -253,16 +240,16 @@ class LocalBroker:
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); True if one was running."""
         pid = self._proc.pid if self._proc is not None else self._read_pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             if self._proc is not None:
                 self._proc.poll()
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             log.warning("kafka broker did not stop in %.0f s, killing pid=%s", timeout, pid)
             os.kill(pid, signal.SIGKILL)
         if self._proc is not None:

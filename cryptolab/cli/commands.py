@@ -44,10 +44,10 @@ def _until_interrupted() -> None:
 
 
 def _source(args: argparse.Namespace, settings: Settings) -> Any:
-    from cryptolab.feeds.source import live_source, replay_source, sample_tape
+    from cryptolab.feeds.source import demo_tape, live_source, replay_source
 
     if args.source == "replay":
-        return replay_source(args.tape or sample_tape(), args.speed)
+        return replay_source(args.tape or demo_tape(), args.speed)
     if args.tape:
         raise CryptolabError("--tape goes with --source replay")
     return live_source(settings)
@@ -69,6 +69,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.start(dash=not args.no_dash)
         if stack.dashboard is not None:
             print(f"dashboard: {stack.dashboard.url}", flush=True)
+        if stack.share is not None:
+            print(f"store (read-only, ClickHouse HTTP): {stack.share.url}", flush=True)
         stack.run(seconds=args.seconds, until_drained=args.until_drained)
     except KeyboardInterrupt:
         log.info("interrupted, stopping")
@@ -124,7 +126,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.last is not None and not 1 <= args.last <= MAX_LAST:
         raise CryptolabError(f"--last must be between 1 and {MAX_LAST}")
     settings = _settings(args)
-    store = open_store(settings)
+    store = open_store(settings, read_only=True)
     try:
         frame = queries.candles(store, symbol, args.interval, args.start, args.end, last=args.last)
     finally:
@@ -135,13 +137,21 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from cryptolab.store import open_store
+    from cryptolab.store.endpoint import require_store_owner
     from cryptolab.store.reconcile import reconcile
 
     settings = _settings(args)
-    store = open_store(settings)
+    if not args.dry_run:
+        require_store_owner(
+            settings,
+            "`cryptolab reconcile` writes corrected candles (the running pipeline reconciles "
+            "closed windows itself every CRYPTOLAB_RECONCILE_EVERY_SECONDS; `reconcile "
+            "--dry-run` only reports and works now)",
+        )
+    store = open_store(settings, read_only=args.dry_run)
     try:
         since = args.since or EPOCH
-        report = reconcile(store, since, args.until)
+        report = reconcile(store, since, args.until, write=not args.dry_run)
     finally:
         store.close()
     print(report.describe())
@@ -160,7 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "start": iso_z(start),
         "end": iso_z(end),
         "interval": args.interval,
-        "tape": str(args.tape) if args.tape else None,
+        "tape": None if args.tape is None or args.tape.lower() == "none" else str(args.tape),
         "data_dir": str(settings.data_dir.resolve()),
     }
     files = render_report(
@@ -203,7 +213,9 @@ def cmd_tape_synth(args: argparse.Namespace) -> int:
 
     start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
     symbols = load_settings(symbols=args.symbols).symbols
-    frames = synth_frames(symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms)
+    frames = synth_frames(
+        symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms, args.micros
+    )
     count = write_frames(args.out, frames)
     print(f"wrote {count} frames to {args.out}")
     return 0
@@ -293,7 +305,7 @@ def cmd_dash(args: argparse.Namespace) -> int:
 
     settings = _settings(args, dash_host=args.host, dash_port=args.port)
     require_safe_binding(settings)  # before opening anything
-    store = open_store(settings)
+    store = open_store(settings, read_only=True)
     server = DashServer.start(store, settings)
     print(f"dashboard: {server.url}", flush=True)
     try:

@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("reconcile", help="re-derive 10 s candles from raw trades, report changes")
     rec.add_argument("--since", type=_iso, help="first window (default: all)")
     rec.add_argument("--until", type=_iso, help="end of the range (default: now and later)")
+    rec.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only report the windows that differ (reads; works while the pipeline runs)",
+    )
     rec.set_defaults(func=cmd.cmd_reconcile)
 
     rep = sub.add_parser(
@@ -141,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--end", type=_iso, required=True)
     rep.add_argument("--interval", default="1m", choices=("10s", "1m", "5m", "15m", "1h", "1d"))
     rep.add_argument(
-        "--tape", help="report on this tape ('sample' = the bundled one) instead of the store"
+        "--tape",
+        help="report on this tape ('sample' = the bundled one); default or 'none': the store "
+        "(the running pipeline's, read-only, while it runs)",
     )
     rep.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
     rep.set_defaults(func=cmd.cmd_report)
@@ -163,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="deliver trades up to this late, out of trade-time order",
+    )
+    synth.add_argument(
+        "--micros", action="store_true", help="times in µs (Binance's timeUnit=MICROSECOND)"
     )
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=cmd.cmd_tape_synth)

@@ -46,7 +46,7 @@ def _url_params(search: Any) -> dict[str, str]:
     return {k: v[0] for k, v in params.items() if v}
 
 
-def _layout(settings: Settings, refresh_ms: int) -> html.Div:
+def _layout(refresh_ms: int) -> html.Div:
     intervals = view.available_intervals()
     ranges = [{"label": k, "value": k} for k in view.RANGES]
     return html.Div(
@@ -127,9 +127,9 @@ def create_app(
     app = dash.Dash(__name__, title="cryptolab", update_title="")
     install_basic_auth(app.server, settings)
     shell = [dcc.Location(id="page-url", refresh=False)]
-    app.layout = html.Div([*shell, html.Div(_layout(settings, refresh_ms), id="page")])
+    app.layout = html.Div([*shell, html.Div(_layout(refresh_ms), id="page")])
     # what the browser checks callbacks against: the shell with both pages in it
-    both = html.Div([_layout(settings, refresh_ms), market.layout(refresh_ms)], id="page")
+    both = html.Div([_layout(refresh_ms), market.layout(refresh_ms)], id="page")
     app.validation_layout = html.Div([*shell, both])  # type: ignore[assignment]
     guard.install(app)
     _pages(app, refresh_ms)

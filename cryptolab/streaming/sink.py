@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from cryptolab.errors import StoreError
 from cryptolab.model import TRADE_COLUMNS
 from cryptolab.store.client import Store, masked_url
-from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADES
+from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADE_TIMES, TRADES
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ QUARANTINE_COLUMNS = ["topic", "partition", "offset", "raw", "reason", "kafka_ti
 
 def _utc_ms(column: Any) -> Any:
     return column.cast(pa.timestamp("ms", tz="UTC"))
+
+
+def _utc_us(column: Any) -> Any:
+    return column.cast(pa.timestamp("us", tz="UTC"))
 
 
 def _set(table: pa.Table, name: str, column: Any) -> pa.Table:
@@ -53,8 +57,8 @@ def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """A parsed Kafka batch -> (valid trades, quarantined rows with their reason)."""
     valid_mask = pc.is_null(table["reason"])
     valid = table.filter(valid_mask).select(list(TRADE_COLUMNS))
-    for name in ("trade_time", "event_time", "ingest_time"):
-        valid = _set(valid, name, _utc_ms(valid[name]))
+    for name in TRADE_TIMES:  # microseconds, as the source gave them
+        valid = _set(valid, name, _utc_us(valid[name]))
     bad = table.filter(pc.invert(valid_mask)).select(QUARANTINE_COLUMNS)
     bad = _set(bad, "kafka_time", _utc_ms(bad["kafka_time"]))
     return valid, bad

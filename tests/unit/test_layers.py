@@ -20,6 +20,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cryptolab.jvm",
         "cryptolab.times",
         "cryptolab.symbols",
+        "cryptolab.access",
+        "cryptolab.pids",
     ),
     ("cryptolab.feeds", "cryptolab.bus", "cryptolab.store"),
     ("cryptolab.streaming", "cryptolab.dashboard", "cryptolab.batch"),
