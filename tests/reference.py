@@ -158,8 +158,9 @@ def reference_overview(trades: pd.DataFrame) -> dict[str, dict[str, object]]:
     then id) before ``t``; a symbol without one compares with its first trade at or after ``t``
     (``partial``). Percent changes; quote volume = sum of price x qty (exact Decimal)."""
     trades = trades.sort_values(["symbol", "trade_time", "trade_id"])
-    minute = int(trades["trade_time"].max()) // 60_000 * 60_000
-    t1, t24 = minute - 3_600_000, minute - 86_400_000
+    minute_us = 60_000_000  # trade_time is in microseconds
+    minute = int(trades["trade_time"].max()) // minute_us * minute_us
+    t1, t24 = minute - 60 * minute_us, minute - 1440 * minute_us
     result: dict[str, dict[str, object]] = {}
     for symbol, group in trades.groupby("symbol", sort=True):
         times, prices = [int(t) for t in group["trade_time"]], list(group["price"])
@@ -168,10 +169,12 @@ def reference_overview(trades: pd.DataFrame) -> dict[str, dict[str, object]]:
             quote = sum(
                 (p * q for p, q in zip(recent["price"], recent["qty"], strict=True)), Decimal(0)
             )
-        spark = [_as_of(times, prices, t1 + (k + 1) * 60_000) for k in range(60)]
+        spark = [_as_of(times, prices, t1 + (k + 1) * minute_us) for k in range(60)]
         change_1h, partial_1h = _change(times, prices, t1)
         change_24h, partial_24h = _change(times, prices, t24)
-        in_last_minute = (group["trade_time"] >= minute - 60_000) & (group["trade_time"] < minute)
+        in_last_minute = (group["trade_time"] >= minute - minute_us) & (
+            group["trade_time"] < minute
+        )
         result[str(symbol)] = {
             "last": prices[-1],
             "change_1h": change_1h,

@@ -22,7 +22,7 @@ from tests.reference import tape_trades
 
 SYMBOLS = factor_symbols(12)
 START, END = "2026-11-01T00:10:00Z", "2026-11-01T01:00:00Z"
-START_MS, END_MS = 1_793_491_800_000, 1_793_494_800_000
+START_US, END_US = 1_793_491_800_000_000, 1_793_494_800_000_000  # tape_trades: microseconds
 
 
 def write_tape(path: Path, symbols: list[str], seconds: int, rate: float, seed: int) -> Path:
@@ -33,17 +33,30 @@ def write_tape(path: Path, symbols: list[str], seconds: int, rate: float, seed: 
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MarketData, Any]]:
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory, chdb_root: Path
+) -> Iterator[tuple[MarketData, Any]]:
+    """The tape loaded as ``lab.market.open_market(tape)`` does, into the test run's chDB
+    (one data directory per process)."""
+    import uuid
+
+    from cryptolab.batch.load import load_tape
+    from cryptolab.settings import load_settings
+    from cryptolab.store import open_store
+
     tape = write_tape(tmp_path_factory.mktemp("tape") / "m.jsonl.gz", SYMBOLS, 3600, 8, seed=23)
-    data = market.open_market(tape)
+    settings = load_settings(data_dir=chdb_root, clickhouse_database=f"t_{uuid.uuid4().hex[:10]}")
+    store = open_store(settings)
+    data = MarketData(store, settings, load_tape(store, tape))
     trades = tape_trades(tape)
-    trades = trades[(trades.trade_time >= START_MS) & (trades.trade_time < END_MS)]
+    trades = trades[(trades.trade_time >= START_US) & (trades.trade_time < END_US)]
     yield data, trades.sort_values(["symbol", "trade_time", "trade_id"])
 
 
 def reference_closes(trades: pd.DataFrame, bucket_ms: int) -> pd.DataFrame:
     """Last price per (bucket, symbol), carried forward, as floats."""
-    frame = trades.assign(bucket=trades.trade_time // bucket_ms * bucket_ms)
+    bucket_us = bucket_ms * 1000
+    frame = trades.assign(bucket=trades.trade_time // bucket_us * bucket_us)
     last = frame.groupby(["bucket", "symbol"])["price"].last().astype(float).unstack()
     return last.sort_index().ffill()
 

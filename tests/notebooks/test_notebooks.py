@@ -161,9 +161,9 @@ def test_market_notebook_runs_on_chosen_symbols_of_another_tape(tmp_path: Path) 
               "top_correlated": 5, "movers": 2}  # fmt: skip
     nb = run_notebook("05_market", params, tmp_path)
     trades = tape_trades(tape)
-    first_ms, last_ms = 1_793_491_500_000, 1_793_493_300_000
-    mine = trades[trades.symbol.isin(chosen) & (trades.trade_time >= first_ms)]
-    mine = mine[mine.trade_time < last_ms].sort_values(["symbol", "trade_time", "trade_id"])
+    first_us, last_us = 1_793_491_500_000_000, 1_793_493_300_000_000  # trade_time: µs
+    mine = trades[trades.symbol.isin(chosen) & (trades.trade_time >= first_us)]
+    mine = mine[mine.trade_time < last_us].sort_values(["symbol", "trade_time", "trade_id"])
     grouped = mine.groupby("symbol")["price"]
     change = grouped.last() / grouped.first()
     up, down = int((change > 1).sum()), int((change < 1).sum())
