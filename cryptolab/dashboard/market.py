@@ -139,7 +139,7 @@ def layout(refresh_ms: int) -> html.Div:
 
 def install(app: dash.Dash, store: Store) -> MarketOverview:
     """The market page's callbacks over ``store``."""
-    overview = MarketOverview(store, second_connection(store))
+    overview = MarketOverview(store, lambda: second_connection(store))
     sent = Sent()
 
     @app.callback(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -299,10 +300,14 @@ class MarketOverview:
     """
 
     def __init__(
-        self, store: Store, worker: Store | None = None, recheck_seconds: float = 5.0
+        self,
+        store: Store,
+        worker: Callable[[], Store] | None = None,
+        recheck_seconds: float = 5.0,
     ) -> None:
         self.store = store
-        self.worker = worker or store
+        self._open_worker = worker
+        self.worker = store  # replaced by ``worker()`` when the first computation starts
         self.recheck_seconds = recheck_seconds
         self.error: str | None = None
         self._base: _Base | None = None
@@ -356,6 +361,9 @@ class MarketOverview:
     def _update(self, minute: datetime) -> None:
         self._checked = time.monotonic()
         try:
+            if self._open_worker is not None:  # opened on first use, not with the dashboard
+                opener, self._open_worker = self._open_worker, None
+                self.worker = opener()
             report = refresh_rollups(self.worker)
             base = self._base
             if base is None or base.minute != minute or report.rewritten_hours:
