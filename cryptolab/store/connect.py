@@ -165,3 +165,19 @@ def open_store(settings: Settings, create: bool = True, read_only: bool = False)
     if create:
         ensure_schema(store, settings.trades_ttl_days, settings.candles_ttl_days)
     return store
+
+
+def second_connection(store: Store) -> Store:
+    """Another connection to ``store``'s data, for background work whose queries should run
+    beside this one's instead of queueing behind them (a :class:`Store` serialises its calls).
+
+    For chDB a second client on the same data directory (chDB runs queries of different
+    connections concurrently); for a server the same store (its HTTP client is already shared,
+    and the server answers concurrent clients; a second login would need the password again).
+    """
+    if not store.embedded:
+        return store
+    import clickhouse_connect
+
+    path = store.url[len("chdb://") :]
+    return Store(clickhouse_connect.get_client(dsn=f"chdb://{path}"), store.database, store.url)

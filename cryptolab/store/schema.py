@@ -21,6 +21,21 @@ PIPELINE_METRICS = "pipeline_metrics"
 SEED_VIEW = "binance_trades"
 """The original system's table, kept as a view so its dashboard keeps working."""
 
+# The market overview's tables (cryptolab.store.overview): every symbol at once, time first.
+MARKET_10S = "market_10s"
+"""The candles again, ordered by (window_start, symbol): "the last minute of every symbol" is
+one contiguous range here, while ``candles_10s`` (symbol first) spreads it over every symbol's
+newest granule. A materialized view copies each candle insert, whoever writes it."""
+MARKET_LATEST = "market_latest"
+"""Newest candle per symbol (a materialized view; the row with the latest window wins, and of
+two versions of that window the one inserted last)."""
+MARKET_1M = "market_1m"
+MARKET_1H = "market_1h"
+"""1-minute and 1-hour bars of every symbol, recomputed from ``market_10s`` by
+:func:`cryptolab.store.overview.refresh_rollups` for the buckets that changed."""
+MARKET_STATE = "market_state"
+"""How far the rollups are done (the refresh's bookmarks)."""
+
 TRADE_ORDER = "(trade_time, trade_id)"
 """Open and close are the first and last trade by this key, never by arrival order."""
 OHLCV_FROM_TRADES = f"""
@@ -119,6 +134,99 @@ def _ddl(store: Store) -> list[str]:
     ]
 
 
+def _market_ddl(store: Store) -> list[str]:
+    """The overview's tables and the two views that fill ``market_10s`` and ``market_latest``
+    from every insert into ``candles_10s`` (the streaming sink, reconcile, batch loads)."""
+    candles = store.table(CANDLES_10S)
+    bars = f"""(
+            bucket {TS},
+            symbol LowCardinality(String),
+            open Decimal(18, 8),
+            close Decimal(18, 8),
+            quote_volume Decimal(38, 16),
+            trades UInt64,
+            updated_at {TS}
+        ) ENGINE = ReplacingMergeTree(updated_at)"""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_10S)} (
+            window_start {TS},
+            symbol LowCardinality(String),
+            open Decimal(18, 8),
+            close Decimal(18, 8),
+            quote_volume Decimal(38, 16),
+            trades UInt64,
+            updated_at {TS},
+            INDEX updated updated_at TYPE minmax GRANULARITY 1
+        ) ENGINE = ReplacingMergeTree(updated_at)
+        PARTITION BY toDate(window_start)
+        ORDER BY (window_start, symbol)""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {store.table(MARKET_10S + "_mv")}
+        TO {store.table(MARKET_10S)} AS
+        SELECT window_start, symbol, open, close, quote_volume, trades, updated_at
+        FROM {candles}""",  # noqa: S608 - identifiers only
+        f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_LATEST)} (
+            symbol LowCardinality(String),
+            window_start {TS},
+            close Decimal(18, 8)
+        ) ENGINE = ReplacingMergeTree(window_start)
+        ORDER BY symbol""",
+        # one row per symbol and insert (not per candle): the table stays ~symbols long
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {store.table(MARKET_LATEST + "_mv")}
+        TO {store.table(MARKET_LATEST)} AS
+        SELECT c.symbol AS symbol, max(c.window_start) AS window_start,
+               argMax(c.close, (c.window_start, c.updated_at)) AS close
+        FROM {candles} AS c GROUP BY c.symbol""",  # noqa: S608 - identifiers only
+        f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_1M)} {bars}
+        PARTITION BY toDate(bucket) ORDER BY (bucket, symbol)""",
+        f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_1H)} {bars}
+        PARTITION BY toYYYYMM(bucket) ORDER BY (bucket, symbol)""",
+        f"""CREATE TABLE IF NOT EXISTS {store.table(MARKET_STATE)} (
+            name LowCardinality(String),
+            value {TS},
+            at {TS}
+        ) ENGINE = ReplacingMergeTree(at)
+        ORDER BY name""",
+    ]
+
+
+def _migrate_market(store: Store) -> None:
+    """Give a store from before the overview its tables, filled from the candles it holds (in
+    place: nothing is dropped). The views exist before the copy, so a candle written meanwhile
+    lands twice and converges (same key, same version); a ``migrated`` bookmark makes it once."""
+    for statement in _market_ddl(store):
+        store.command(statement)
+    state = store.table(MARKET_STATE)
+    done = store.query_rows(
+        f"SELECT count() FROM {state} WHERE name = 'migrated'"  # noqa: S608 - identifiers only
+    )
+    if done and done[0][0]:
+        return
+    candles = store.table(CANDLES_10S)
+    rows = store.query_rows(f"SELECT count() FROM {candles}")  # noqa: S608 - identifiers only
+    if rows and rows[0][0]:
+        log.info("migrating store=%s: building the market overview tables", store.database)
+        store.command(
+            f"INSERT INTO {store.table(MARKET_10S)} "  # noqa: S608 - identifiers only
+            "SELECT window_start, symbol, open, close, quote_volume, trades, updated_at "
+            f"FROM {candles} FINAL "
+            f"WHERE window_start >= (SELECT max(window_start) FROM {candles}) "
+            f"- INTERVAL {MIGRATE_HOURS} HOUR"
+        )
+        store.command(
+            f"INSERT INTO {store.table(MARKET_LATEST)} "  # noqa: S608 - identifiers only
+            "SELECT symbol, max(window_start), argMax(close, window_start) "
+            f"FROM {candles} FINAL GROUP BY symbol"
+        )
+    store.command(
+        f"INSERT INTO {state} VALUES ('migrated', now64(3), now64(3))"  # noqa: S608
+    )
+
+
+MIGRATE_HOURS = 50
+"""How much candle history a migrated store copies into ``market_10s``: what the overview
+reads (24 h, and a day before that to find a quiet symbol's price)."""
+
+
 def _ttl(store: Store, table: str, column: str, days: int | None) -> str:
     if days:
         return (
@@ -137,9 +245,13 @@ def ensure_schema(
     upgrade_trades(store)
     for statement in _ddl(store):
         store.command(statement)
+    _migrate_market(store)
     for table, column, days in (
         (TRADES, "trade_time", trades_ttl_days),
         (CANDLES_10S, "window_start", candles_ttl_days),
+        (MARKET_10S, "window_start", candles_ttl_days),
+        (MARKET_1M, "bucket", candles_ttl_days),
+        (MARKET_1H, "bucket", candles_ttl_days),
     ):
         if days or _has_ttl(store, table):
             store.command(_ttl(store, table, column, days))

@@ -143,6 +143,45 @@ def test_explore_notebook_runs_on_another_symbol_and_period(tmp_path: Path) -> N
     assert re.search(r"correlation of 5m imbalance and 5m return: -?\d\.\d\d", corr), corr
 
 
+def test_market_notebook_runs_on_chosen_symbols_of_another_tape(tmp_path: Path) -> None:
+    """Notebook 05 with every parameter changed: its breadth and volume figures are what a
+    pandas computation over the tape's raw trades says."""
+    import gzip
+
+    from cryptolab.feeds.tapes.factor import factor_market_frames, factor_symbols
+
+    tape = tmp_path / "market.jsonl.gz"
+    with gzip.open(tape, "wt", encoding="utf-8") as handle:
+        for frame in factor_market_frames(factor_symbols(10), 2400, 6, seed=99):
+            handle.write(frame + "\n")
+    chosen = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "BTCFDUSD"]
+    start, end = "2026-11-01T00:05:00Z", "2026-11-01T00:35:00Z"
+    params = {"tape": str(tape), "symbols": [s.lower() for s in chosen], "start": start,
+              "end": end, "interval": "5m", "lag_interval": "10s", "max_lag": 4,
+              "top_correlated": 5, "movers": 2}  # fmt: skip
+    nb = run_notebook("05_market", params, tmp_path)
+    trades = tape_trades(tape)
+    first_us, last_us = 1_793_491_500_000_000, 1_793_493_300_000_000  # trade_time: µs
+    mine = trades[trades.symbol.isin(chosen) & (trades.trade_time >= first_us)]
+    mine = mine[mine.trade_time < last_us].sort_values(["symbol", "trade_time", "trade_id"])
+    grouped = mine.groupby("symbol")["price"]
+    change = grouped.last() / grouped.first()
+    up, down = int((change > 1).sum()), int((change < 1).sum())
+    assert f"6 symbols: {up} advancers, {down} decliners" in output_of(nb, "market.breadth(")
+    assert "6 symbols, " in output_of(nb, "choose_symbols") and "bars of 5m" in output_of(
+        nb, "choose_symbols"
+    )
+    volume = mine.assign(q=[p * q for p, q in zip(mine.price, mine.qty, strict=True)])
+    busiest = volume.groupby("symbol")["q"].sum().astype(float).sort_values().index[-1]
+    table = output_of(nb, "market.concentration(")
+    first_row = re.search(r"^0\s+(\S+)", table, re.MULTILINE)
+    assert first_row is not None and first_row.group(1) == busiest, table
+    assert "of 5 symbols peak after BTCUSDT" in output_of(nb, "market.lead_lag(")
+    titles = [f["layout"]["title"]["text"] for f in figures_of(nb)]
+    assert sum(t.endswith("(gainer)") or t.endswith("(loser)") for t in titles) == 4, titles
+    assert any("Correlation of 5m returns" in t for t in titles)
+
+
 # -- cryptolab report ---------------------------------------------------------------------------
 def test_report_command_writes_the_executed_notebook_and_an_offline_html_page(
     tmp_path: Path,
@@ -205,7 +244,7 @@ def nbval(*args: Path | str) -> subprocess.CompletedProcess[str]:
 def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
     notebooks = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     assert [p.stem for p in notebooks] == [
-        "01_live_pipeline", "02_explore_trades", "03_market_report"
+        "01_live_pipeline", "02_explore_trades", "03_market_report", "05_market"
     ]  # fmt: skip
     code_cells = 0
     for path in notebooks:

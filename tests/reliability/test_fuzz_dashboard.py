@@ -64,6 +64,13 @@ VALID: dict[str, Any] = {
     "pause.n_clicks": st.integers(min_value=0, max_value=10**6),
     "url.search": st.just("?symbol=BTCUSDT&interval=10s&range=1h"),
     "view.data": st.none(),
+    "page-url.pathname": st.sampled_from(["/", "/market"]),
+    "market-url.search": st.just("?quote=USDT&q=BTC"),
+    "market-tick.n_intervals": st.integers(min_value=0, max_value=10**6),
+    "market-quote.value": st.sampled_from(["USDT", "BTC", None]),
+    "market-text.value": st.sampled_from(["BTC", "", None]),
+    "market-state.data": st.none(),
+    "market-map.clickData": st.just({"points": [{"label": "BTCUSDT"}]}),
 }
 
 
@@ -104,7 +111,7 @@ def chart_states(draw: st.DrawFn) -> Any:
 
 def value_for(prop: str) -> st.SearchStrategy[Any]:
     """Values the page would never send for ``prop`` (some may still happen to be valid)."""
-    if prop == "url.search":
+    if prop in ("url.search", "market-url.search"):
         return st.one_of(query_strings(), any_value)
     if prop == "view.data":
         return chart_states()

@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cryptolab.frames",
         "cryptolab.jvm",
         "cryptolab.times",
+        "cryptolab.symbols",
         "cryptolab.access",
         "cryptolab.pids",
     ),
