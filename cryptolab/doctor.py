@@ -10,6 +10,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptolab.errors import BrokerError, CryptolabError
@@ -39,6 +40,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_spark,
         check_security,
         check_speedups,
+        check_logs,
     ]
     for probe in probes:
         try:
@@ -106,18 +108,44 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def check_ports(settings: Settings) -> list[Check]:
+    from cryptolab.store.endpoint import find_share
+
+    share = find_share(settings)  # a pipeline running on this data dir holds these ports
     host, port = settings.dash_host, settings.dash_port
+    checks = []
     if _port_free(host, port):
-        return [Check("ports", OK, f"dashboard port {host}:{port} is free")]
-    return [
-        Check(
-            "ports",
-            WARN,
-            f"dashboard port {host}:{port} is in use: `cryptolab up`/`dash` cannot listen "
-            "there (unless that is cryptolab already running)",
-            "stop what uses it, or set CRYPTOLAB_DASH_PORT / pass --port",
+        checks.append(Check("ports", OK, f"dashboard port {host}:{port} is free"))
+    elif share is not None and share.extra.get("dashboard", "").rstrip("/").endswith(f":{port}"):
+        checks.append(
+            Check("ports", OK, f"dashboard port {port}: the running pipeline's (pid {share.pid})")
         )
-    ]
+    else:
+        checks.append(
+            Check(
+                "ports",
+                WARN,
+                f"dashboard port {host}:{port} is in use: `cryptolab up`/`dash` cannot listen "
+                "there (unless that is cryptolab already running)",
+                "stop what uses it, or set CRYPTOLAB_DASH_PORT / pass --port",
+            )
+        )
+    share_host, share_port = settings.store_share_host, settings.store_share_port
+    if share_port == 0 or not settings.store_url.startswith("chdb://"):
+        return checks
+    if share is not None:
+        checks.append(Check("ports", OK, f"store share: the running pipeline's, {share.url}"))
+    elif _port_free(share_host, share_port):
+        checks.append(Check("ports", OK, f"store share port {share_host}:{share_port} is free"))
+    else:  # not a problem: the share picks a free port and says where in the endpoint file
+        checks.append(
+            Check(
+                "ports",
+                OK,
+                f"store share port {share_host}:{share_port} is in use: a pipeline shares its "
+                "store on a free port instead (<data_dir>/clickhouse.endpoint names it)",
+            )
+        )
+    return checks
 
 
 def check_kafka(settings: Settings) -> list[Check]:
@@ -201,9 +229,19 @@ def _check_chdb(settings: Settings) -> Check:
     path = Path(settings.store_url[len("chdb://") :])
     if not path.exists():
         return Check("clickhouse", OK, f"embedded chDB, created at {path} on the first start")
-    store = open_store(settings, create=False)  # StoreError if another process holds it
-    store.close()
-    return Check("clickhouse", OK, f"embedded chDB at {path} opens")
+    store = open_store(settings, create=False, read_only=True)  # StoreError if held, unshared
+    try:
+        if store.shared is None:
+            return Check("clickhouse", OK, f"embedded chDB at {path} opens")
+        version = store.command("SELECT version()")
+        return Check(
+            "clickhouse",
+            OK,
+            f"embedded chDB at {path}: owned by the running pipeline (pid {store.shared.pid}), "
+            f"its read-only share at {store.url} answers (ClickHouse {version})",
+        )
+    finally:
+        store.close()
 
 
 def check_spark(settings: Settings) -> list[Check]:
@@ -256,12 +294,14 @@ def check_security(settings: Settings) -> list[Check]:
         "CRYPTOLAB_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
         "CRYPTOLAB_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
         "CRYPTOLAB_DASH_PASSWORD": settings.dash_password,
+        "CRYPTOLAB_STORE_SHARE_PASSWORD": settings.store_share_password,
     }
     listed = ", ".join(f"{k}={'***' if v is not None else 'unset'}" for k, v in secrets.items())
     checks = [
         Check("secrets", OK, listed),
         Check("security", OK, f"kafka {describe_kafka_security(settings)}"),
     ]
+    checks.append(_share_security(settings))
     host = settings.dash_host
     if settings.dash_password is not None:
         checks.append(
@@ -290,6 +330,24 @@ def check_security(settings: Settings) -> list[Check]:
     return checks
 
 
+def _share_security(settings: Settings) -> Check:
+    from cryptolab.access import is_loopback
+
+    host, port = settings.store_share_host, settings.store_share_port
+    if port == 0 or not settings.store_url.startswith("chdb://"):
+        return Check("security", OK, "store share off")
+    if settings.store_share_password is not None:
+        return Check("security", OK, f"store share on {host}, read-only, password (user default)")
+    if is_loopback(host):
+        return Check("security", OK, f"store share on {host}, read-only (this machine only)")
+    return Check(
+        "security",
+        FAIL,
+        f"store share on {host} without a password: `cryptolab up`/`stream` refuse to start",
+        "set CRYPTOLAB_STORE_SHARE_PASSWORD, or CRYPTOLAB_STORE_SHARE_HOST=127.0.0.1",
+    )
+
+
 def check_speedups(settings: Settings) -> list[Check]:
     """kafka-python checksums record batches in pure Python unless the crc32c C module is there."""
     from kafka.record import util
@@ -304,3 +362,24 @@ def check_speedups(settings: Settings) -> list[Check]:
             fix="pip install crc32c (a dependency of cryptolab: `make bootstrap` installs it)",
         )
     ]
+
+
+def log_files(settings: Settings) -> dict[str, Path]:
+    """Where the JVMs log (the terminal shows only cryptolab's own lines): the Spark driver's,
+    and the local Kafka broker's (none with an external Kafka)."""
+    from cryptolab.bus.broker import LocalBroker
+    from cryptolab.streaming.session import driver_logs
+
+    files = dict(zip(("spark", "spark console"), driver_logs(settings), strict=True))
+    if not settings.kafka_bootstrap:
+        broker = LocalBroker(settings).log_files
+        files.update(zip(("kafka", "kafka console"), broker, strict=True))
+    return files
+
+
+def check_logs(settings: Settings) -> list[Check]:
+    checks = []
+    for name, path in log_files(settings).items():
+        state = f"{path.stat().st_size:,} bytes" if path.exists() else "not written yet"
+        checks.append(Check("logs", OK, f"{name}: {path} ({state})"))
+    return checks

@@ -8,14 +8,14 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    DotEnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -31,13 +31,25 @@ SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 
 
-class _OwnDotEnv(DotEnvSettingsSource):
+class _OwnDotEnv(PydanticBaseSettingsSource):
     """``.env`` is shared with docker-compose: only its ``CRYPTOLAB_*`` keys are ours (an
-    unknown ``CRYPTOLAB_*`` key still fails; ``CLICKHOUSE_PASSWORD=...`` is compose's)."""
+    unknown ``CRYPTOLAB_*`` key still fails; ``CLICKHOUSE_PASSWORD=...`` is compose's). Read
+    with python-dotenv's public ``dotenv_values``, values validated like environment strings."""
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        prefix = ENV_PREFIX.lower()
-        return {k: v for k, v in super()._load_env_vars().items() if k.lower().startswith(prefix)}
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ returns every value at once
+
+    def __call__(self) -> dict[str, Any]:
+        config = self.settings_cls.model_config
+        path = Path(str(config.get("env_file") or ".env"))
+        if not path.is_file():
+            return {}
+        values = dotenv_values(path, encoding=config.get("env_file_encoding") or "utf-8")
+        return {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in values.items()
+            if key.upper().startswith(ENV_PREFIX) and value is not None
+        }
 
 
 class Settings(BaseSettings):
@@ -119,6 +131,11 @@ class Settings(BaseSettings):
         pattern="^(earliest|latest)$",
         description="where a new checkpoint starts reading the topic: earliest or latest",
     )
+    jvm_logs_to_terminal: bool = Field(
+        False,
+        description="print the Spark driver's log lines on the terminal too (`cryptolab -v`); "
+        "they always go to <data_dir>/logs/spark.log",
+    )
 
     # ClickHouse
     clickhouse_url: str | None = Field(
@@ -135,6 +152,30 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr | None = Field(None, description="ClickHouse password (secret)")
     clickhouse_verify: bool = Field(True, description="https: verify the server certificate")
     clickhouse_ca_cert: Path | None = Field(None, description="https: PEM CA of the server")
+    store_share_port: int = Field(
+        8123,
+        ge=0,
+        le=65535,
+        description="the process that owns an embedded (chdb://) store serves it read-only over "
+        "ClickHouse's HTTP interface here (a free port when taken); 0 = off",
+    )
+    store_share_host: str = Field(
+        "127.0.0.1",
+        description="address of the read-only share; non-loopback needs "
+        "CRYPTOLAB_STORE_SHARE_PASSWORD",
+    )
+    store_share_password: SecretStr | None = Field(
+        None, description="password of the share's user `default` (basic auth) (secret)"
+    )
+    store_share_threads: int = Field(
+        2, ge=1, le=64, description="shared queries that run at once (one thread each); more wait"
+    )
+    store_share_max_seconds: float = Field(
+        30.0, gt=0, description="a shared query running longer is stopped (max_execution_time)"
+    )
+    store_share_max_rows: int = Field(
+        10_000_000, ge=1, description="a shared query returning more rows fails (max_result_rows)"
+    )
     store_retry_seconds: float = Field(
         300.0, ge=0, description="retry a failed store write this long before the stream stops"
     )
@@ -153,6 +194,10 @@ class Settings(BaseSettings):
         description="WebSocket base; /stream?streams=... is appended",
     )
     binance_rest_url: str = Field("https://api.binance.com", description="REST base (backfill)")
+    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        "MILLISECOND",
+        description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",
+    )
     connect_timeout_seconds: float = Field(
         10.0, gt=0, description="how long to wait for Binance before falling back to replay"
     )
@@ -180,6 +225,11 @@ class Settings(BaseSettings):
     dash_allow_no_auth: bool = Field(
         False, description="allow a non-loopback dash_host without a password (behind a proxy)"
     )
+
+    @field_validator("binance_time_unit", mode="before")
+    @classmethod
+    def _upper_time_unit(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -278,6 +328,11 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return (self.data_dir / "checkpoints").resolve()
+
+    @property
+    def log_dir(self) -> Path:
+        """The Spark driver's log files (the local broker's are under ``kafka_dir``)."""
+        return (self.data_dir / "logs").resolve()
 
     @property
     def kafka_dir(self) -> Path:

@@ -19,17 +19,19 @@ from typing import Any
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.closing import stop_all
 from cryptolab.errors import CryptolabError
 from cryptolab.feeds.source import Source
 from cryptolab.model import WINDOW_SECONDS
 from cryptolab.settings import Settings, require_writable_dir
 from cryptolab.store import Store, open_store, queries
 from cryptolab.store.reconcile import ReconcileReport, closed_horizon, reconcile, touched_since
+from cryptolab.store.share import StoreShare, require_share_guarded
 from cryptolab.streaming.job import StreamingJob
 
 log = logging.getLogger(__name__)
 
-REPORT_EVERY_S = 10.0
+REPORT_EVERY_S = 5.0
 
 
 @dataclass
@@ -48,6 +50,19 @@ class StackStatus:
     @property
     def is_live(self) -> bool:
         return self.source_kind == "live"
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """One run of the stack in numbers: trades published, distinct trades and 10 s candles the
+    store received during the run, and what still waits in Kafka (None: unknown)."""
+
+    trades_in: int
+    dlq: int
+    stored: int | None
+    candles: int | None
+    waiting: int | None
+    seconds: float
 
 
 class _LagProbe:
@@ -108,6 +123,7 @@ class Stack:
         self.job: StreamingJob | None = None
         self.producer: TradeProducer | None = None
         self.dashboard: Any = None
+        self.share: StoreShare | None = None
         self._stop_feed = threading.Event()
         self._feed_thread: threading.Thread | None = None
         self._feed_error: BaseException | None = None
@@ -117,6 +133,8 @@ class Stack:
         self.first_candle_after: float | None = None
         self.reconcile_reports: list[ReconcileReport] = []
         self._lag = _LagProbe(self.kafka_lag)
+        self._interrupted = threading.Event()
+        self._hurry = threading.Event()
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, dash: bool = True) -> Stack:
@@ -125,6 +143,7 @@ class Stack:
             from cryptolab.dashboard.auth import require_safe_binding
 
             require_safe_binding(settings)
+        require_share_guarded(settings)
         require_writable_dir(settings.data_dir, "CRYPTOLAB_DATA_DIR")
         self._started = time.monotonic()
         self._started_at = datetime.now(UTC) - timedelta(seconds=1)
@@ -137,6 +156,7 @@ class Stack:
         self.status.bootstrap = bootstrap
         ensure_topics(settings, bootstrap)
         self.store = open_store(settings)
+        self.share = StoreShare.start(settings)  # other processes read the live store here
         from cryptolab.streaming.session import create_spark
 
         self.spark = create_spark(settings)
@@ -146,6 +166,8 @@ class Stack:
             from cryptolab.dashboard.server import DashServer
 
             self.dashboard = DashServer.start(self.store, settings, self.snapshot)
+            if self.share is not None:
+                self.share.announce(dashboard=self.dashboard.url)
         self._feed_thread = threading.Thread(target=self._run_feed, name="feed", daemon=True)
         self._feed_thread.start()
         log.info("pipeline started source=%s", self.source.description)
@@ -213,11 +235,18 @@ class Stack:
         if self.job is not None:
             self.job.raise_if_failed()
 
+    def interrupt(self) -> None:
+        """Ctrl-C: :meth:`run` ends between micro-batches after writing what Kafka holds; a
+        second call cuts that wait short (what is left stays in Kafka for the next start)."""
+        if self._interrupted.is_set():
+            self._hurry.set()
+        self._interrupted.set()
+
     def run(self, seconds: float | None = None, until_drained: bool = False) -> None:
-        """Block until ``seconds`` pass, the finite source is drained, or Ctrl-C."""
+        """Block until ``seconds`` pass, the finite source is drained, or :meth:`interrupt`."""
         deadline = None if seconds is None else time.monotonic() + seconds
         last_report = time.monotonic()
-        while True:
+        while not self._interrupted.is_set():
             self._check()
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -231,9 +260,9 @@ class Stack:
             if self.first_candle_after is None:
                 self._watch_first_candle()
             self._maybe_reconcile()
-            time.sleep(0.2)
-        if until_drained or seconds is not None:
-            self.drain()
+            self._interrupted.wait(0.2)
+        if until_drained or seconds is not None or self._interrupted.is_set():
+            self.drain(stop=self._hurry)
 
     def _maybe_reconcile(self) -> None:
         """Every ``reconcile_every_seconds``, correct closed windows from the raw trades."""
@@ -285,12 +314,16 @@ class Stack:
         return values
 
     def _report(self) -> None:
-        values = self.counters()
-        fields = " ".join(f"{k}={v}" for k, v in values.items())
-        log.info("progress %s feed_done=%s", fields, self.status.feed_done)
+        fields: dict[str, Any] = dict(self.counters())
+        if self.job is not None and self.job.sink is not None:
+            fields["stored"] = self.job.sink.stored
+        if not self.status.drained:  # the probe's value is seconds old: not after a drain
+            fields["kafka_lag"] = self._lag.get()
+        log.info("progress %s", " ".join(f"{k}={v}" for k, v in fields.items() if v is not None))
 
-    def drain(self, timeout: float = 300.0) -> None:
-        """Stop the feed, then wait until Spark has written every published trade to the store."""
+    def drain(self, timeout: float = 300.0, stop: threading.Event | None = None) -> bool:
+        """Stop the feed, then wait until Spark has written every published trade to the store
+        (True), or until ``stop`` is set (False: the rest waits in Kafka for the next start)."""
         self._stop_feed.set()
         if self._feed_thread is not None:
             self._feed_thread.join(timeout=120)
@@ -298,30 +331,58 @@ class Stack:
         assert self.job is not None
         target = end_offsets(self.status.bootstrap, self.settings.topic, self.settings)
         log.info("draining: waiting for spark to reach offsets %s", target)
-        self.job.wait_caught_up(target, timeout)
+        if not self.job.wait_caught_up(target, timeout, stop):
+            log.info("stopped before spark caught up: the rest stays in Kafka for the next start")
+            return False
         if self.settings.reconcile_every_seconds:
             self.final_reconcile()
         self.status.drained = True
         self._report()
         log.info("drained: every published trade is in the store, candles final")
+        return True
+
+    def totals(self) -> RunTotals:
+        """What this run did, for the closing summary (before :meth:`stop`)."""
+        stats = self.producer.stats if self.producer is not None else None
+        stored = candles = waiting = None
+        if self.store is not None:
+            try:
+                stored, candles = queries.stored_since(self.store, self._started_at)
+            except Exception as exc:  # the summary must not hide why the run ended
+                log.warning("store totals unavailable error=%s", str(exc).splitlines()[0])
+        if self.job is not None:
+            try:
+                waiting = self.kafka_lag()
+            except Exception as exc:
+                log.warning("kafka lag unavailable error=%s", str(exc).splitlines()[0])
+        return RunTotals(
+            trades_in=stats.trades if stats else 0,
+            dlq=stats.dlq if stats else 0,
+            stored=stored,
+            candles=candles,
+            waiting=waiting,
+            seconds=time.monotonic() - self._started,
+        )
 
     # -- stop ----------------------------------------------------------------------------------
     def stop(self) -> None:
+        """Stop every part, each whatever the others do (a failing one is logged, the next still
+        stops, the local broker last); then raise the first failure."""
         self._stop_feed.set()
-        if self._feed_thread is not None:
-            self._feed_thread.join(timeout=30)
-        if self.producer is not None:
-            self.producer.close()
-        if self.job is not None:
-            self.job.stop()
-        if self.dashboard is not None:
-            self.dashboard.stop()
-        if self.spark is not None:
-            self.spark.stop()
-        if self.store is not None:
-            self.store.close()
-        if self.broker is not None and self.broker.owned:
-            self.broker.stop()
+        feed, broker, job = self._feed_thread, self.broker, self.job
+        stop_all(
+            [
+                ("feed", None if feed is None else lambda: feed.join(timeout=30)),
+                ("producer", None if self.producer is None else self.producer.close),
+                ("streaming job", None if job is None else lambda: job.stop(hurry=self._hurry)),
+                ("dashboard", self.dashboard and self.dashboard.stop),
+                ("store share", None if self.share is None else self.share.stop),
+                ("spark", self.spark and self.spark.stop),
+                ("store", None if self.store is None else self.store.close),
+                ("kafka broker", broker.stop if broker is not None and broker.owned else None),
+            ],
+            log,
+        )
         log.info("pipeline stopped")
 
     def __enter__(self) -> Stack:

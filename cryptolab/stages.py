@@ -21,10 +21,12 @@ from typing import Any
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.producer import ProducerStats, TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
+from cryptolab.closing import stop_all
 from cryptolab.errors import BrokerError
 from cryptolab.feeds.source import Source
 from cryptolab.settings import Settings
 from cryptolab.store import open_store
+from cryptolab.store.share import StoreShare, require_share_guarded
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +83,27 @@ def run_streaming(
     bootstrap = kafka_bootstrap(settings)
     ensure_topics(settings, bootstrap)
     target = end_offsets(bootstrap, settings.topic, settings) if until_caught_up else None
+    require_share_guarded(settings)
     store = open_store(settings)
+    share: StoreShare | None = None
     spark: Any = None
     job: StreamingJob | None = None
     try:
+        share = StoreShare.start(settings)  # other processes read the live store here
         spark = create_spark(settings, app_name="cryptolab-stream")
         job = StreamingJob(spark, settings, bootstrap, store).start()
         _wait(job, stop, target, timeout)
         return job.progress()
     finally:
-        if job is not None:
-            job.stop()
-        if spark is not None:
-            spark.stop()
-        store.close()
+        stop_all(
+            [
+                ("streaming job", None if job is None else job.stop),
+                ("store share", None if share is None else share.stop),
+                ("spark", spark and spark.stop),
+                ("store", store.close),
+            ],
+            log,
+        )
 
 
 def _wait(job: Any, stop: threading.Event, target: dict[int, int] | None, timeout: float) -> None:

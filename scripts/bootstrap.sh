@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up used by `make run` and `make test`:
-#   1. a virtualenv in .venv (Python 3.11+), packages from pyproject.toml (re-installed only when it changes);
+#   1. a virtualenv in .venv (Python 3.11+) with exactly the versions pinned in requirements/dev.txt
+#      (hash-checked; `make lock` refreshes it from pyproject.toml), then cryptolab itself, editable;
+#      re-installed only when either file changes;
 #   2. the JVM jars (Apache Kafka broker, Spark's Kafka connector) resolved from Maven Central with
 #      Apache Ivy (shipped inside pyspark) and cached under ~/.cache/cryptolab (offline afterwards).
 set -euo pipefail
@@ -34,11 +36,16 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv ${venv_opts[@]+"${venv_opts[@]}"} .venv
 fi
 stamp=.venv/.cryptolab-installed
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml requirements/dev.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: installing packages (first time takes ~2 minutes)"
+  echo "bootstrap: installing the locked packages (first time takes ~2 minutes)"
   .venv/bin/python -m pip install --upgrade --quiet pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+  .venv/bin/python -m pip install --quiet --no-deps -e .
+  # an editable install skips pyproject's data-files: put JupyterLab's page config where a
+  # wheel install puts it (no "Build Recommended" prompt for dash's legacy extension)
+  mkdir -p .venv/etc/jupyter/labconfig/page_config.d
+  cp jupyter-config/labconfig/page_config.d/cryptolab.json .venv/etc/jupyter/labconfig/page_config.d/
   echo "$want" > "$stamp"
 fi
 .venv/bin/cryptolab jars fetch

@@ -5,7 +5,9 @@ fresh data directory, fed by the bundled sample tape looped and shifted to the p
 
 * light - a minute after start: a few candles, the pipeline warming up (15 m range);
 * full  - the same, over a store pre-filled with 2 days of synthetic 10 s candles ending now
-          (benchmarks/candlegen.py), viewed over 6 h.
+          (benchmarks/candlegen.py), viewed over 6 h;
+* market - the market overview (/market) over a seeded synthetic market of 80 symbols, 2 h,
+          loaded in batch (no pipeline): docs/market.png.
 
     .venv/bin/python scripts/dashboard_screenshots.py          # writes docs/dashboard-*.png
 """
@@ -26,7 +28,39 @@ CANDLES_SHOWN = """() => {
   const plot = document.querySelector('#chart .js-plotly-plot');
   return plot && plot.data && plot.data.length && plot.data[0].type === 'candlestick';
 }"""
-SCENARIOS = {"light": ("15m", 0.0, 60.0), "full": ("6h", 2.0, 45.0)}
+SCENARIOS = {"light": ("15m", 0.0, 60.0), "full": ("6h", 2.0, 45.0), "market": ("", 0.0, 0.0)}
+MARKET_SHOWN = """() => document.querySelectorAll('#market-table tbody tr').length > 10
+  && !document.querySelector('#market-summary').innerText.includes('computing')"""
+
+
+def market_scenario(data_dir: Path, out: Path) -> None:
+    """The /market page over a synthetic market loaded in batch (in this process)."""
+    from playwright.sync_api import sync_playwright
+
+    from cryptolab.batch.load import load_frames
+    from cryptolab.bus.broker import free_port
+    from cryptolab.dashboard.server import DashServer
+    from cryptolab.feeds.tapes.factor import factor_market_frames, factor_symbols
+    from cryptolab.settings import load_settings
+    from cryptolab.store import open_store
+    from tests.browser import launch
+
+    settings = load_settings(data_dir=data_dir, dash_port=free_port())
+    store = open_store(settings)
+    load_frames(store, factor_market_frames(factor_symbols(80), 7200, 16, seed=5), "market")
+    server = DashServer.start(store, settings)
+    try:
+        with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+            browser = launch(playwright, Path(profile))
+            page = browser.new_page()
+            page.goto(server.url + "market")
+            page.wait_for_function(MARKET_SHOWN, timeout=120_000)
+            page.wait_for_timeout(3000)
+            page.screenshot(path=str(out), full_page=False)
+            browser.close()
+    finally:
+        server.stop()
+    print(f"wrote {out}")
 
 
 def scenario(name: str, data_dir: Path, out: Path) -> None:
@@ -69,6 +103,9 @@ def main() -> None:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scenario == "market":
+        market_scenario(args.data_dir, DOCS / "market.png")
+        return
     if args.scenario:  # the child: chDB allows one data directory per process
         scenario(args.scenario, args.data_dir, DOCS / f"dashboard-{args.scenario}.png")
         return

@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from cryptolab.bus.broker import free_port
 
-PASSWORD = "s3cret-Test_pw"  # secret-scan: allow (test server)
+PASSWORD = "s3cret-Test_pw"  # pragma: allowlist secret (test server)
 START_TIMEOUT_S = 60.0
 
 CONFIG = """<?xml version="1.0"?>

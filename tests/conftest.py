@@ -4,6 +4,7 @@ factory fixtures give each test its own topic names and ClickHouse database."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,48 @@ for _key in [k for k in os.environ if k.startswith("CRYPTOLAB_") and k != "CRYPT
     del os.environ[_key]
 
 from cryptolab.settings import Settings, load_settings  # noqa: E402
+from tests.reliability import rows  # noqa: E402
+from tests.reliability.results import Run  # noqa: E402
+from tests.tools import in_ci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
+RUN_KEY = pytest.StashKey[Run]()
+TREE_KEY = pytest.StashKey[set[str] | None]()
+DIRTIED_KEY = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    rows.add_option(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under CI, property tests draw the same examples on every run (hypothesis derandomize), so
+    a CI failure reproduces; locally they explore new examples each run."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None)
+    if in_ci():
+        settings.load_profile("ci")
+
+
+def _tree_status() -> set[str] | None:
+    """``git status --porcelain`` lines of this checkout (None outside git)."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT.parent, text=True,
+                              capture_output=True, timeout=60, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(done.stdout.splitlines())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[TREE_KEY] = _tree_status()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).relative_to(ROOT).parts
+        path = Path(str(item.fspath))
+        parts = path.relative_to(ROOT).parts if path.is_relative_to(ROOT) else ()
         if parts and parts[0] in ("unit", "integration", "e2e", "reliability"):
             item.add_marker(getattr(pytest.mark, parts[0]))
     # the soak runs in the background for the whole session; it is judged last
@@ -30,22 +66,60 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the soak now when it was selected, so it overlaps the rest of the suite."""
+    """Open this run's results directory when a row test was selected; start the soak now when
+    it was selected, so it overlaps the rest of the suite."""
     from tests.reliability import test_soak
 
+    rows.start_run(session)
     if session.config.option.collectonly or hasattr(session.config, "workerinput"):
         return
     if any(item.nodeid == test_soak.NODE for item in session.items):
         session.config.stash[test_soak.SOAK_KEY] = test_soak.SoakRun(test_soak.soak_minutes())
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Re-render reports/reliability.md when reliability tests ran in this session."""
-    ran = any(item.get_closest_marker("reliability") for item in session.items)
-    if ran and not hasattr(session.config, "workerinput"):
-        from tests.reliability.render import main as render_reliability
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    rows.begin(item)
 
-        render_reliability()
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rows.on_report(item, outcome.get_result())  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop a soak still running (Ctrl-C, -x, a failure elsewhere) and close the run's results;
+    nothing under reports/ is written (`make reports` renders a run)."""
+    from tests.reliability import test_soak
+
+    soak = session.config.stash.get(test_soak.SOAK_KEY, None)
+    if soak is not None:
+        soak.cleanup()
+    run = rows.finish(exitstatus)
+    if run is not None:
+        session.config.stash[RUN_KEY] = run
+    before, after = session.config.stash.get(TREE_KEY, None), _tree_status()
+    if before is not None and after is not None and after - before:
+        changed = sorted(after - before)
+        session.config.stash[DIRTIED_KEY] = changed
+        if in_ci():  # tests write to ignored folders (build/), never into the tree
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    dirtied = config.stash.get(DIRTIED_KEY, None)
+    if dirtied:
+        verdict = "FAILED (CI)" if in_ci() else "warning"
+        terminalreporter.write_line(
+            f"{verdict}: this session changed the git tree (tests must write under build/ or a "
+            f"temporary directory): {dirtied[:10]}",
+            red=True,
+        )
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        where = run.dir.relative_to(ROOT.parent) if run.dir.is_relative_to(ROOT.parent) else run.dir
+        terminalreporter.write_line(f"result rows of this run: {where} (`make reports` renders)")
 
 
 @pytest.fixture(scope="session")

@@ -83,3 +83,50 @@ def apply_patch(figure: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
         else:
             raise AssertionError(f"unexpected patch operation {name}")
     return result
+
+
+MARKET_OUTPUTS = [
+    ("market-table", "data"),
+    ("market-table", "page_count"),
+    ("market-map", "figure"),
+    ("market-state", "data"),
+    ("market-summary", "children"),
+    ("market-quote", "options"),
+]
+
+
+def market_request(
+    state: Any = None,
+    quote: Any = None,
+    text: Any = None,
+    sort_by: Any = None,
+    page: Any = 0,
+    changed: str = "market-tick.n_intervals",
+) -> dict[str, Any]:
+    """The body the /market page posts every tick (or when a filter, the sort or the page
+    changes)."""
+    sort_by = sort_by if sort_by is not None else [{"column_id": "vol_24h", "direction": "desc"}]
+    inputs = [
+        ("market-tick", "n_intervals", 1),
+        ("market-quote", "value", quote),
+        ("market-text", "value", text),
+        ("market-table", "sort_by", sort_by),
+        ("market-table", "page_current", page),
+    ]
+    return {
+        "output": ".." + "...".join(f"{c}.{p}" for c, p in MARKET_OUTPUTS) + "..",
+        "outputs": [{"id": c, "property": p} for c, p in MARKET_OUTPUTS],
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": "market-state", "property": "data", "value": state}],
+        "changedPropIds": [changed],
+    }
+
+
+def single_request(output: tuple[str, str], inputs: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    """The body of a callback with one output and no state."""
+    return {
+        "output": f"{output[0]}.{output[1]}",
+        "outputs": {"id": output[0], "property": output[1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }

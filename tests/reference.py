@@ -2,6 +2,10 @@
 
 It shares no code with cryptolab: frames are parsed with the standard json module and windows
 are computed by integer division, so a bug in the streaming path cannot hide in both.
+
+Times: a frame's ``T`` is milliseconds or microseconds (Binance's ``timeUnit=MICROSECOND``, and
+its 2025+ files); a value of 15 digits or more is microseconds. ``trade_time`` below is always
+microseconds since the epoch; candle keys stay ``(symbol, window_start_ms)``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from typing import cast
 import pandas as pd
 
 WINDOW_MS = 10_000
+US_FROM = 100_000_000_000_000
+"""15 digits: a microsecond time (1973 on); fewer: milliseconds (until the year 5138)."""
+
+
+def micros(raw: int) -> int:
+    """A raw Binance time (ms or µs) in microseconds."""
+    return raw if raw >= US_FROM else raw * 1000
+
+
 EXACT_FIELDS = (
     "open",
     "high",
@@ -32,7 +45,8 @@ EXACT_FIELDS = (
 
 
 def tape_trades(path: Path) -> pd.DataFrame:
-    """Every well-formed trade of a tape (bad lines skipped), deduplicated by (symbol, id)."""
+    """Every well-formed trade of a tape (bad lines skipped), deduplicated by (symbol, id);
+    ``trade_time`` in microseconds."""
     opener = gzip.open if str(path).endswith(".gz") else open
     rows = []
     with opener(path, "rt", encoding="utf-8") as handle:
@@ -46,7 +60,7 @@ def tape_trades(path: Path) -> pd.DataFrame:
                     continue
                 if not isinstance(data["m"], bool) or not isinstance(data["T"], int):
                     continue
-                rows.append((data["s"], data["t"], price, qty, data["T"], data["m"]))
+                rows.append((data["s"], data["t"], price, qty, micros(data["T"]), data["m"]))
             except (ValueError, KeyError, TypeError, ArithmeticError):
                 continue
     frame = pd.DataFrame(rows, columns=["symbol", "trade_id", "price", "qty", "trade_time", "m"])
@@ -56,11 +70,12 @@ def tape_trades(path: Path) -> pd.DataFrame:
 def reference_candles(
     trades: pd.DataFrame, window_ms: int = WINDOW_MS
 ) -> dict[tuple[str, int], dict[str, object]]:
-    """(symbol, window_start_ms) -> candle fields, open/close by (trade_time, trade_id).
+    """(symbol, window_start_ms) -> candle fields, open/close by (trade_time, trade_id), with
+    ``trade_time`` in microseconds (as :func:`tape_trades` gives it).
 
     ``window_ms`` other than 10 s gives the rollups (buckets aligned to the epoch, i.e. UTC)."""
     trades = trades.sort_values(["symbol", "trade_time", "trade_id"]).copy()
-    trades["window"] = trades["trade_time"] // window_ms * window_ms
+    trades["window"] = trades["trade_time"] // (window_ms * 1000) * window_ms
     result: dict[tuple[str, int], dict[str, object]] = {}
     for (symbol, window), group in trades.groupby(["symbol", "window"], sort=True):
         prices, qtys = list(group["price"]), list(group["qty"])
@@ -115,3 +130,60 @@ def assert_candles_equal(
             assert got[field] == want[field], f"{key} {field}: got {got[field]} want {want[field]}"
         vwap_got, vwap_want = float(got["vwap"]), float(want["vwap"])  # type: ignore[arg-type]
         assert abs(vwap_got - vwap_want) <= 1e-12 * abs(vwap_want), f"{key} vwap"
+
+
+def _as_of(times: list[int], prices: list[Decimal], t: int) -> Decimal | None:
+    """The last price before ``t`` (times ascending)."""
+    before = [p for tt, p in zip(times, prices, strict=True) if tt < t]
+    return before[-1] if before else None
+
+
+def _change(times: list[int], prices: list[Decimal], t: int) -> tuple[float | None, bool]:
+    """Percent change of the last price against the price as of ``t`` (or the first price at or
+    after ``t``, then partial)."""
+    ref = _as_of(times, prices, t)
+    partial = ref is None
+    if ref is None:
+        after = [p for tt, p in zip(times, prices, strict=True) if tt >= t]
+        ref = after[0] if after else None
+    if ref is None:
+        return None, partial
+    return (float(prices[-1]) / float(ref) - 1.0) * 100.0, partial
+
+
+def reference_overview(trades: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """The market overview (cryptolab.store.overview's definitions) straight from raw trades.
+
+    ``M`` = the minute of the newest trade; the price "as of" ``t`` = the last trade (by time,
+    then id) before ``t``; a symbol without one compares with its first trade at or after ``t``
+    (``partial``). Percent changes; quote volume = sum of price x qty (exact Decimal)."""
+    trades = trades.sort_values(["symbol", "trade_time", "trade_id"])
+    minute_us = 60_000_000  # trade_time is in microseconds
+    minute = int(trades["trade_time"].max()) // minute_us * minute_us
+    t1, t24 = minute - 60 * minute_us, minute - 1440 * minute_us
+    result: dict[str, dict[str, object]] = {}
+    for symbol, group in trades.groupby("symbol", sort=True):
+        times, prices = [int(t) for t in group["trade_time"]], list(group["price"])
+        recent = group[group["trade_time"] >= t24]
+        with localcontext(prec=60):
+            quote = sum(
+                (p * q for p, q in zip(recent["price"], recent["qty"], strict=True)), Decimal(0)
+            )
+        spark = [_as_of(times, prices, t1 + (k + 1) * minute_us) for k in range(60)]
+        change_1h, partial_1h = _change(times, prices, t1)
+        change_24h, partial_24h = _change(times, prices, t24)
+        in_last_minute = (group["trade_time"] >= minute - minute_us) & (
+            group["trade_time"] < minute
+        )
+        result[str(symbol)] = {
+            "last": prices[-1],
+            "change_1h": change_1h,
+            "change_1h_partial": partial_1h,
+            "change_24h": change_24h,
+            "change_24h_partial": partial_24h,
+            "quote_volume_24h": quote,
+            "trades_24h": len(recent),
+            "trades_per_s": int(in_last_minute.sum()) / 60.0,
+            "spark": [float(p) for p in spark if p is not None],
+        }
+    return result

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cryptolab.errors import BrokerError
 from cryptolab.jvm import Artifact, JarBundle, find_java, resolve
+from cryptolab.pids import pid_alive
 from cryptolab.settings import Settings, require_writable_dir
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,6 @@ def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as dead
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass(frozen=True)
@@ -101,6 +88,11 @@ class LocalBroker:
     @property
     def log_dir(self) -> Path:
         return self.dir / "logs"
+
+    @property
+    def log_files(self) -> tuple[Path, Path]:
+        """The broker's log4j log and its raw console output."""
+        return self.log_dir / "server.log", self.dir / "broker.out"
 
     def _read_pid(self) -> int | None:
         try:
@@ -158,7 +150,7 @@ class LocalBroker:
     # -- lifecycle ---------------------------------------------------------------------------
     def status(self) -> BrokerStatus:
         pid = self._read_pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             return BrokerStatus(False, None, None, self.dir)
         try:
             port = int(json.loads(self.ports_file.read_text())["broker"])
@@ -195,7 +187,7 @@ class LocalBroker:
         ]
         if not (self.dir / "data" / "meta.properties").exists():
             self._format(jvm, props)
-        out = open(self.dir / "broker.out", "ab")  # noqa: SIM115 - handed to the child
+        out = open(self.log_files[1], "ab")  # noqa: SIM115 - handed to the child
         self._proc = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(props)],
             stdout=out,
@@ -245,7 +237,7 @@ class LocalBroker:
 
     def tail(self, lines: int = 20) -> str:
         texts = []
-        for path in (self.dir / "broker.out", self.log_dir / "server.log"):
+        for path in reversed(self.log_files):
             if path.exists():
                 texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(texts[-lines:]) or "(no broker output)"
@@ -253,16 +245,16 @@ class LocalBroker:
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); True if one was running."""
         pid = self._proc.pid if self._proc is not None else self._read_pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             if self._proc is not None:
                 self._proc.poll()
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             log.warning("kafka broker did not stop in %.0f s, killing pid=%s", timeout, pid)
             os.kill(pid, signal.SIGKILL)
         if self._proc is not None:

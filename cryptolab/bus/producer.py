@@ -109,14 +109,14 @@ class TradeProducer:
     def _partition(self, symbol: str) -> int | None:
         """The partition Kafka's default partitioner gives ``symbol``'s key (murmur2 of the key
         modulo the topic's partitions), remembered per symbol: kafka-python hashes every key in
-        pure Python otherwise (~14 % of a send, reports/profiles/producer_send.txt). None while the
-        topic's partitions are unknown (the client's partitioner then decides, as before)."""
+        pure Python otherwise (~14 % of a send, reports/profiles/producer_send.txt). The partitions
+        come from kafka-python's public ``partitions_for`` (at most once a second, to follow
+        changes); None when it knows none (the client's partitioner then decides)."""
         now = time.monotonic()
         if not self._partitions_of or now - self._partitions_checked >= 1.0:  # follow changes
             self._partitions_checked = now
-            metadata = getattr(self.client, "_metadata", None)
-            known = metadata.partitions_for_topic(self.settings.topic) if metadata else None
-            partitions = tuple(sorted(known or ()))
+            # known metadata: answered at once; else waits for it (as the send would)
+            partitions = tuple(sorted(self.client.partitions_for(self.settings.topic) or ()))
             if partitions != self._partitions_of:
                 self._partitions_of, self._partitions = partitions, {}
         if not self._partitions_of:

@@ -67,7 +67,9 @@ def end_offsets(bootstrap: str, topic: str, settings: Settings | None = None) ->
     from kafka import KafkaConsumer, TopicPartition
 
     security = kafka_python_options(settings) if settings is not None else {}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=30000, **security)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, request_timeout_ms=30000, enable_auto_commit=False, **security
+    )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,10 @@ def _symbol(text: str) -> str:
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
+    verbose = getattr(args, "verbose", 0) > 0 or None  # -v: the JVM logs on the terminal too
+    return load_settings(
+        data_dir=getattr(args, "data_dir", None), jvm_logs_to_terminal=verbose, **extra
+    )
 
 
 def _until_interrupted() -> None:
@@ -53,41 +56,84 @@ def _source(args: argparse.Namespace, settings: Settings) -> Any:
     return live_source(settings)
 
 
-def _sigterm_interrupts() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+def _header(settings: Settings, source: Any) -> None:
+    """The first lines of ``up``: what runs, where its data and the JVMs' logs are."""
+    from cryptolab.doctor import log_files
+
+    logs = log_files(settings)
+    print(f"cryptolab up: {source.description}", flush=True)
+    print(f"  data  {settings.data_dir.resolve()}", flush=True)
+    shown = ", ".join(f"{name} {path}" for name, path in logs.items() if "console" not in name)
+    print(f"  logs  {shown} (the terminal shows them with -v)", flush=True)
+    print("  stop  Ctrl-C (stops between micro-batches and prints a summary)", flush=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from cryptolab.cli.terminal import StopSignals, summary
     from cryptolab.stack import Stack
 
     settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
     if args.until_drained and args.source != "replay":
         raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
-    stack = Stack(settings, _source(args, settings))
-    _sigterm_interrupts()
-    try:
-        stack.start(dash=not args.no_dash)
-        if stack.dashboard is not None:
-            print(f"dashboard: {stack.dashboard.url}", flush=True)
-        stack.run(seconds=args.seconds, until_drained=args.until_drained)
-    except KeyboardInterrupt:
-        log.info("interrupted, stopping")
-    finally:
-        stack.stop()
+    source = _source(args, settings)
+    stack = Stack(settings, source)
+    _header(settings, source)
+
+    def on_press(presses: int) -> None:
+        stack.interrupt()
+        if presses == 1 and signals.abortable:
+            log.info("stopping once started (Ctrl-C again to abort the start)")
+        elif presses == 1:
+            log.info("stopping: storing what Kafka holds first (Ctrl-C again to skip that)")
+        else:
+            log.info("stopping now: what is not stored yet stays in Kafka for the next start")
+
+    totals = None
+    signals = StopSignals(on_press)
+    with signals:
+        try:
+            signals.abortable = True
+            stack.start(dash=not args.no_dash)
+            signals.abortable = False
+            if stack.dashboard is not None:
+                print(f"dashboard: {stack.dashboard.url}", flush=True)
+            if stack.share is not None:
+                print(f"store (read-only, ClickHouse HTTP): {stack.share.url}", flush=True)
+            stack.run(seconds=args.seconds, until_drained=args.until_drained)
+            totals = stack.totals()
+        except KeyboardInterrupt:
+            log.info("start aborted")
+        finally:
+            signals.abortable = False
+            stack.stop()
+    if totals is not None:
+        print(summary(totals), flush=True)
     return 0
+
+
+def _stop_on_signals(stop: threading.Event, abortable: bool = True) -> Any:
+    """First Ctrl-C/SIGTERM: ``stop`` (the command ends cleanly); a second one: at once, when
+    ``abortable``."""
+    from cryptolab.cli.terminal import StopSignals
+
+    def on_press(presses: int) -> None:
+        stop.set()
+        if presses == 1:
+            log.info("stopping" + (" (Ctrl-C again to stop at once)" if abortable else ""))
+
+    signals = StopSignals(on_press)
+    signals.abortable = abortable
+    return signals
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from cryptolab.stages import run_producer
 
     settings = _settings(args, symbols=args.symbols)
-    _sigterm_interrupts()
+    stop = threading.Event()
     started = time.monotonic()
-    try:
-        stats = run_producer(settings, _source(args, settings))
-    except KeyboardInterrupt:
-        log.info("interrupted, producer stopped")
-        return 0
+    with _stop_on_signals(stop):
+        stats = run_producer(settings, _source(args, settings), stop)
     print(
         f"published frames={stats.frames} trades={stats.trades} dlq={stats.dlq} "
         f"in {time.monotonic() - started:.2f} s",
@@ -100,11 +146,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from cryptolab.stages import run_streaming
 
     settings = _settings(args)
-    _sigterm_interrupts()
-    try:
-        run_streaming(settings, until_caught_up=args.until_caught_up)
-    except KeyboardInterrupt:
-        log.info("interrupted, streaming stopped")
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        run_streaming(settings, stop, until_caught_up=args.until_caught_up)
     return 0
 
 
@@ -129,7 +173,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.last is not None and not 1 <= args.last <= MAX_LAST:
         raise CryptolabError(f"--last must be between 1 and {MAX_LAST}")
     settings = _settings(args)
-    store = open_store(settings)
+    store = open_store(settings, read_only=True)
     try:
         frame = queries.candles(store, symbol, args.interval, args.start, args.end, last=args.last)
     finally:
@@ -140,13 +184,21 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from cryptolab.store import open_store
+    from cryptolab.store.endpoint import require_store_owner
     from cryptolab.store.reconcile import reconcile
 
     settings = _settings(args)
-    store = open_store(settings)
+    if not args.dry_run:
+        require_store_owner(
+            settings,
+            "`cryptolab reconcile` writes corrected candles (the running pipeline reconciles "
+            "closed windows itself every CRYPTOLAB_RECONCILE_EVERY_SECONDS; `reconcile "
+            "--dry-run` only reports and works now)",
+        )
+    store = open_store(settings, read_only=args.dry_run)
     try:
         since = args.since or EPOCH
-        report = reconcile(store, since, args.until)
+        report = reconcile(store, since, args.until, write=not args.dry_run)
     finally:
         store.close()
     print(report.describe())
@@ -165,7 +217,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "start": iso_z(start),
         "end": iso_z(end),
         "interval": args.interval,
-        "tape": str(args.tape) if args.tape else None,
+        "tape": None if args.tape is None or args.tape.lower() == "none" else str(args.tape),
         "data_dir": str(settings.data_dir.resolve()),
     }
     files = render_report(
@@ -208,7 +260,9 @@ def cmd_tape_synth(args: argparse.Namespace) -> int:
 
     start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
     symbols = load_settings(symbols=args.symbols).symbols
-    frames = synth_frames(symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms)
+    frames = synth_frames(
+        symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms, args.micros
+    )
     count = write_frames(args.out, frames)
     print(f"wrote {count} frames to {args.out}")
     return 0
@@ -223,16 +277,13 @@ def cmd_tape_import(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import threading
-
     from cryptolab.feeds.tapes.record import record
 
     settings = _settings(args, symbols=args.symbols)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"recording {','.join(settings.symbols)} to {args.out} (Ctrl-C stops)", flush=True)
-    result = record(settings, args.out, args.seconds, stop)
+    with _stop_on_signals(stop, abortable=False):
+        result = record(settings, args.out, args.seconds, stop)
     fields = " ".join(f"{k}={v}" for k, v in result.counters.items())
     print(f"wrote {result.frames} frames to {args.out} ({fields})")
     return 0
@@ -298,7 +349,7 @@ def cmd_dash(args: argparse.Namespace) -> int:
 
     settings = _settings(args, dash_host=args.host, dash_port=args.port)
     require_safe_binding(settings)  # before opening anything
-    store = open_store(settings)
+    store = open_store(settings, read_only=True)
     server = DashServer.start(store, settings)
     print(f"dashboard: {server.url}", flush=True)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptolab.cli import commands as cmd
+from cryptolab.cli.terminal import configure_logging
 from cryptolab.errors import CryptolabError
 from cryptolab.feeds.tapes.tape import parse_speed
 from cryptolab.times import parse_utc
@@ -81,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Binance trades -> Kafka -> Spark (10 s candles) -> ClickHouse -> Dash. "
         "Settings come from CRYPTOLAB_* environment variables or .env (see the README).",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: also the Spark driver's log and other libraries' INFO lines on the terminal "
+        "(by default they go to files under the data dir, see `cryptolab doctor`); -vv: debug",
+    )
     parser.add_argument("--data-dir", type=Path, help="state directory (CRYPTOLAB_DATA_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
     feed, dash = _feed_options(), _dash_options()
@@ -130,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("reconcile", help="re-derive 10 s candles from raw trades, report changes")
     rec.add_argument("--since", type=_iso, help="first window (default: all)")
     rec.add_argument("--until", type=_iso, help="end of the range (default: now and later)")
+    rec.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only report the windows that differ (reads; works while the pipeline runs)",
+    )
     rec.set_defaults(func=cmd.cmd_reconcile)
 
     rep = sub.add_parser(
@@ -141,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--end", type=_iso, required=True)
     rep.add_argument("--interval", default="1m", choices=("10s", "1m", "5m", "15m", "1h", "1d"))
     rep.add_argument(
-        "--tape", help="report on this tape ('sample' = the bundled one) instead of the store"
+        "--tape",
+        help="report on this tape ('sample' = the bundled one); default or 'none': the store "
+        "(the running pipeline's, read-only, while it runs)",
     )
     rep.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
     rep.set_defaults(func=cmd.cmd_report)
@@ -163,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="deliver trades up to this late, out of trade-time order",
+    )
+    synth.add_argument(
+        "--micros", action="store_true", help="times in µs (Binance's timeUnit=MICROSECOND)"
     )
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=cmd.cmd_tape_synth)
@@ -234,17 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbosity: int) -> None:
-    level = logging.WARNING - 10 * min(verbosity + 1, 2)  # default INFO for the CLI
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from cryptolab.redact import RedactingFilter
-
-    for handler in logging.getLogger().handlers:  # secrets never reach the terminal or a file
-        handler.addFilter(RedactingFilter())
-    for noisy in ("kafka", "py4j", "werkzeug", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -257,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"cryptolab: error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C while a stop was under way
+        print("cryptolab: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:  # a file or directory cryptolab needs: say which and why, no traceback
         where = f" {exc.filename}" if exc.filename else ""
         print(f"cryptolab: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import dash
 from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
-from cryptolab.dashboard import figures, guard, panel, view
+from cryptolab.dashboard import figures, guard, market, panel, view
 from cryptolab.dashboard.auth import install_basic_auth
 from cryptolab.settings import Settings
 from cryptolab.store import Store
@@ -39,7 +39,10 @@ def _banner_style(live: bool) -> dict[str, str]:
 def _url_params(search: Any) -> dict[str, str]:
     if not isinstance(search, str):  # the page sends a string; anything else means no query
         return {}
-    params = parse_qs(search.lstrip("?"), max_num_fields=20)
+    try:
+        params = parse_qs(search.lstrip("?"), max_num_fields=20)
+    except ValueError:  # more fields than any link of ours has: not ours, ignore it
+        return {}
     return {k: v[0] for k, v in params.items() if v}
 
 
@@ -79,6 +82,7 @@ def _layout(refresh_ms: int) -> html.Div:
                         style={"display": "none"},
                     ),
                     html.Button("❚❚ Pause", id="pause", n_clicks=0, className="pause"),
+                    html.A("market overview →", href=market.PATH, className="nav"),
                 ],
                 className="controls",
             ),
@@ -118,15 +122,30 @@ def _layout(refresh_ms: int) -> html.Div:
 def create_app(
     store: Store, settings: Settings, status: StatusFn | None = None, *, refresh_ms: int = 1000
 ) -> dash.Dash:
-    """The dashboard over ``store``. ``status`` returns the pipeline state (see ``panel``)."""
+    """The dashboard over ``store``: the chart page at ``/``, the market overview at
+    ``/market``. ``status`` returns the pipeline state (see ``panel``)."""
     app = dash.Dash(__name__, title="cryptolab", update_title="")
     install_basic_auth(app.server, settings)
-    app.layout = _layout(refresh_ms)
+    shell = [dcc.Location(id="page-url", refresh=False)]
+    app.layout = html.Div([*shell, html.Div(_layout(refresh_ms), id="page")])
+    # what the browser checks callbacks against: the shell with both pages in it
+    both = html.Div([_layout(refresh_ms), market.layout(refresh_ms)], id="page")
+    app.validation_layout = html.Div([*shell, both])  # type: ignore[assignment]
     guard.install(app)
+    _pages(app, refresh_ms)
     _controls(app, store, settings)
     _chart(app, store)
     _tiles_and_panel(app, store, status or _no_pipeline)
+    market.install(app, store)
     return app
+
+
+def _pages(app: dash.Dash, refresh_ms: int) -> None:
+    """``/market`` swaps the page for the market overview; every other path is the chart."""
+
+    @app.callback(Output("page", "children"), Input("page-url", "pathname"))
+    def route(path: Any) -> Any:
+        return market.layout(refresh_ms) if path == market.PATH else no_update
 
 
 def _controls(app: dash.Dash, store: Store, settings: Settings) -> None:

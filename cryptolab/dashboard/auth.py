@@ -11,14 +11,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import ipaddress
 import logging
 from typing import Any
 
-from cryptolab.errors import ConfigError
+from cryptolab.access import credentials_ok, is_loopback, require_guarded
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,43 +23,20 @@ REALM = "cryptolab"
 ALIVE_PREFIX = "/_alive_"
 """Dash's liveness route (answers only "Alive"): open, so ``show()`` works with a password."""
 
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to any interface
+__all__ = ["credentials_ok", "install_basic_auth", "is_loopback", "require_safe_binding"]
 
 
 def require_safe_binding(settings: Settings) -> None:
     """Raise ConfigError when the dashboard would be reachable from other machines unguarded."""
-    host = settings.dash_host
-    if is_loopback(host) or settings.dash_password is not None or settings.dash_allow_no_auth:
-        return
-    raise ConfigError(
-        f"the dashboard would listen on {host} (reachable from other machines) without a "
-        "password: set CRYPTOLAB_DASH_PASSWORD (basic auth, user CRYPTOLAB_DASH_USER), or bind "
+    require_guarded(
+        "the dashboard",
+        settings.dash_host,
+        settings.dash_password is not None,
+        settings.dash_allow_no_auth,
+        "set CRYPTOLAB_DASH_PASSWORD (basic auth, user CRYPTOLAB_DASH_USER), or bind "
         "127.0.0.1, or set CRYPTOLAB_DASH_ALLOW_NO_AUTH=true if a proxy in front already "
-        "authenticates"
+        "authenticates",
     )
-
-
-def credentials_ok(header: str | None, user: str, password: str) -> bool:
-    """Whether an ``Authorization`` header carries exactly ``user:password`` (basic)."""
-    if not header or not header.lower().startswith("basic "):
-        return False
-    try:
-        given = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    given_user, sep, given_password = given.partition(":")
-    # compare both, always, in constant time
-    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
-    password_ok = hmac.compare_digest(given_password.encode(), password.encode())
-    return bool(sep) and user_ok and password_ok
 
 
 def install_basic_auth(server: Any, settings: Settings) -> bool:

@@ -28,7 +28,11 @@ class DashServer:
 
     @classmethod
     def start(
-        cls, store: Store, settings: Settings, status: Callable[[], dict[str, Any]] | None = None
+        cls,
+        store: Store,
+        settings: Settings,
+        status: Callable[[], dict[str, Any]] | None = None,
+        refresh_ms: int = 1000,
     ) -> DashServer:
         """Serve the dashboard on ``settings.dash_host:dash_port``.
 
@@ -39,7 +43,7 @@ class DashServer:
         from cryptolab.dashboard.auth import require_safe_binding
 
         require_safe_binding(settings)
-        app = create_app(store, settings, status)
+        app = create_app(store, settings, status, refresh_ms=refresh_ms)
         try:
             server = make_server(settings.dash_host, settings.dash_port, app.server, threaded=True)
         except OSError as exc:
@@ -55,4 +59,5 @@ class DashServer:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.server.server_close()  # free the port now, for a re-run on the same one
         self.thread.join(timeout=10)

@@ -69,12 +69,16 @@ class MarketData:
         """Where the data came from, in detail."""
         if self.loaded is not None:
             return self.loaded.describe()
+        if self.store.shared is not None:
+            return f"{self.store.describe()} (database {self.store.database})"
         return f"store {_safe_url(self.settings.store_url)} (database {self.store.database})"
 
     def label(self) -> str:
         """Where the data came from, in a few words."""
         if self.loaded is not None:
             return f"tape {self.loaded.tape}, loaded in batch"
+        if self.store.shared is not None:
+            return f"the running pipeline's store, {self.store.shared.store} (read-only share)"
         return f"the pipeline's store, {_safe_url(self.settings.store_url)}"
 
     def require_trades(
@@ -131,7 +135,9 @@ def open_market_data(
     this kernel's scratch chDB store (no Kafka, no Spark; seconds), never into a configured
     ClickHouse server. ``None`` or ``""``: the store
     the pipeline writes, i.e. ``data_dir`` (default: ``CRYPTOLAB_DATA_DIR`` or ``./data``) or
-    ``CRYPTOLAB_CLICKHOUSE_URL``. ``overrides`` are further settings.
+    ``CRYPTOLAB_CLICKHOUSE_URL``; while a pipeline in another process (``cryptolab up``, another
+    kernel) owns that embedded store, it is read through the pipeline's read-only share.
+    ``overrides`` are further settings.
     """
     if tape:
         path = resolve_tape(tape)
@@ -145,4 +151,4 @@ def open_market_data(
         store = open_store(settings)
         return MarketData(store, settings, load_tape(store, path))
     settings = load_settings(data_dir=data_dir, **overrides)
-    return MarketData(open_store(settings), settings, None)
+    return MarketData(open_store(settings, read_only=True), settings, None)

@@ -1,8 +1,8 @@
 """The embedded pipeline inside a notebook kernel: start it in one call, watch the dashboard
 inline, see what it did, stop it cleanly (also when the kernel exits first).
 
-The JVMs' own console output (Spark's, the broker's) goes to files under the data directory,
-not into the notebook's cells.
+The JVMs' logs (Spark's, the broker's) go to files under the data directory, not into the
+notebook's cells (see :func:`cryptolab.doctor.log_files`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import functools
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cryptolab.closing import stop_all
 from cryptolab.errors import ConfigError
 from cryptolab.feeds.tapes.tape import parse_speed
 from cryptolab.frames import symbol_of
@@ -30,8 +31,7 @@ from cryptolab.lab.data import SAMPLE, resolve_tape
 from cryptolab.settings import load_settings
 
 if TYPE_CHECKING:
-    import dash
-
+    from cryptolab.dashboard.server import DashServer
     from cryptolab.feeds.source import Source
     from cryptolab.stack import Stack
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Run:
     stack: Stack
-    dashboards: list[tuple[str, int]] = field(default_factory=list)  # (host, port)
+    dashboards: list[DashServer] = field(default_factory=list)
     scratch: Path | None = None  # a data directory of our own, removed once stopped
 
 
@@ -69,24 +69,6 @@ def _only(source: Source, symbols: tuple[str, ...]) -> Source:
 
     description = f"{source.description} ({','.join(symbols)})"
     return dataclasses.replace(source, description=description, frames=frames)
-
-
-@contextlib.contextmanager
-def _console_to(path: Path) -> Iterator[None]:
-    """Point file descriptors 1 and 2 at ``path`` while child processes start (they inherit
-    them), so JVM console output lands in a file instead of the notebook."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    saved = [os.dup(1), os.dup(2)]
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, target):
-            os.close(fd)
 
 
 def start_pipeline(
@@ -129,19 +111,18 @@ def start_pipeline(
     stack = Stack(settings, feed)
     _running[id(stack)] = _Run(stack, scratch=scratch)
     try:
-        with _console_to(settings.data_dir / "jvm-console.log"):
-            stack.start(dash=False)
+        stack.start(dash=False)
     except BaseException:
         stop_pipeline(stack)
         raise
     return stack
 
 
-def show_dashboard(stack: Stack, port: int | None = None, height: int = 650) -> dash.Dash:
-    """Serve the pipeline's dashboard from this kernel and show it in the output cell (Dash's
-    own ``jupyter_mode="inline"``), with the pipeline panel of ``cryptolab up`` and the same
-    binding and password rules (:func:`cryptolab.dashboard.notebook.show`). ``port``: default
-    ``CRYPTOLAB_DASH_PORT`` (8050), or a free one when that is taken."""
+def show_dashboard(stack: Stack, port: int | None = None, height: int = 650) -> DashServer:
+    """Serve the pipeline's dashboard from this kernel and show it in the output cell, with the
+    pipeline panel of ``cryptolab up`` and the same binding and password rules
+    (:func:`cryptolab.dashboard.notebook.show`). ``port``: default ``CRYPTOLAB_DASH_PORT``
+    (8050), or a free one when that is taken."""
     from cryptolab.bus.broker import free_port, port_in_use
     from cryptolab.dashboard.notebook import show
 
@@ -149,27 +130,20 @@ def show_dashboard(stack: Stack, port: int | None = None, height: int = 650) -> 
     settings = stack.settings
     if port is None:
         port = settings.dash_port if not port_in_use(settings.dash_port) else free_port()
-    app = show(stack.store, settings, stack.snapshot, mode="inline", port=port, height=height)
-    _running.setdefault(id(stack), _Run(stack)).dashboards.append((settings.dash_host, port))
-    return app
-
-
-def _stop_dashboards(servers: list[tuple[str, int]]) -> None:
-    from dash import jupyter_dash
-
-    for key in servers:
-        server = jupyter_dash._servers.pop(key, None)
-        if server is not None:
-            server.shutdown()
+    server = show(stack.store, settings, stack.snapshot, mode="inline", port=port, height=height)
+    _running.setdefault(id(stack), _Run(stack)).dashboards.append(server)
+    return server
 
 
 def stop_pipeline(stack: Stack) -> None:
-    """Stop the dashboards shown for ``stack``, then the pipeline (feed, Spark, store, broker);
-    a scratch data directory goes too."""
+    """Stop the dashboards shown for ``stack``, then the pipeline (feed, Spark, store, broker),
+    each whatever the others do; a scratch data directory goes too."""
+    from cryptolab.dashboard.notebook import stop
+
     run = _running.pop(id(stack), _Run(stack))
-    _stop_dashboards(run.dashboards)
+    dashboards = [(f"dashboard {s.url}", functools.partial(stop, s)) for s in run.dashboards]
     try:
-        stack.stop()
+        stop_all([*dashboards, ("pipeline", stack.stop)], log)
     finally:
         if run.scratch is not None:
             shutil.rmtree(run.scratch, ignore_errors=True)

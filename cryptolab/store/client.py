@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from cryptolab.store.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +31,29 @@ def masked_url(url: str) -> str:
 class Store:
     """A ClickHouse client bound to one database. Thread-safe (calls are serialised)."""
 
-    def __init__(self, client: Any, database: str, url: str) -> None:
+    def __init__(
+        self, client: Any, database: str, url: str, shared: Endpoint | None = None
+    ) -> None:
         self.client = client
         self.database = database
         self.url = url
+        self.shared = shared
+        """The :class:`~cryptolab.store.endpoint.Endpoint` read through, when this store is
+        another process's embedded store read over its read-only share; else None."""
         self._lock = threading.RLock()
 
     @property
     def embedded(self) -> bool:
         return self.url.startswith("chdb:")
+
+    def describe(self) -> str:
+        """Where the data is, in one line (no password)."""
+        if self.shared is not None:
+            return (
+                f"the running pipeline's store {self.shared.store}, read-only through its share "
+                f"at {self.url} (pid {self.shared.pid})"
+            )
+        return masked_url(self.url)
 
     def table(self, name: str) -> str:
         """Qualified table name. ``database`` is validated as an identifier by Settings."""

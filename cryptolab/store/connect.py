@@ -8,7 +8,9 @@ chDB allows one data directory per process, and one process per data directory.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +19,19 @@ from cryptolab.errors import StoreError
 from cryptolab.redact import redact
 from cryptolab.settings import Settings, require_writable_dir
 from cryptolab.store.client import Store
+from cryptolab.store.endpoint import Endpoint, find_share, require_store_owner
 from cryptolab.store.schema import ensure_schema
 from cryptolab.store.server import http_target, require_supported, server_version
+
+log = logging.getLogger(__name__)
+
+SHARE_USER = "default"
+SHARE_WAIT_S = 5.0
+"""How long a reader waits for the share of a pipeline that holds the store but is starting."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded store's lock."""
 
 
 def _connect_chdb(path: str) -> Any:
@@ -37,10 +50,11 @@ def _connect_chdb(path: str) -> Any:
                 f"one data directory per process, so {path} cannot be opened here too"
             ) from exc
         if "lock" in text.lower():
-            raise StoreError(
-                f"the ClickHouse data dir {path} is in use by another process (is "
-                "`cryptolab up` or a notebook running?). Stop it, or set CRYPTOLAB_DATA_DIR / "
-                "CRYPTOLAB_CLICKHOUSE_URL to another location."
+            raise StoreLockedError(
+                f"the ClickHouse data dir {path} is in use by another process (`cryptolab up`, "
+                "`stream` or a notebook running the pipeline) that does not share it (started "
+                "with CRYPTOLAB_STORE_SHARE_PORT=0, or still starting). Stop it, or set "
+                "CRYPTOLAB_DATA_DIR / CRYPTOLAB_CLICKHOUSE_URL to another location."
             ) from exc
         raise StoreError(f"cannot open embedded ClickHouse at {path}: {text}") from exc
 
@@ -70,15 +84,74 @@ def _connect_http(url: str, settings: Settings) -> tuple[Any, str]:
     return client, target.database
 
 
-def open_store(settings: Settings, create: bool = True) -> Store:
-    """Open the store named by ``settings.store_url``; ``create`` makes the database and tables."""
+def _connect_share(share: Endpoint, settings: Settings) -> Any:
+    """A clickhouse-connect HTTP client on another process's read-only share."""
+    import clickhouse_connect
+
+    parts = urlsplit(share.url)
+    password = settings.store_share_password
+    try:
+        return clickhouse_connect.get_client(
+            host=parts.hostname,
+            port=parts.port,
+            username=SHARE_USER,
+            password=password.get_secret_value() if password is not None else "",
+            connect_timeout=10,
+            send_receive_timeout=int(settings.store_share_max_seconds) + 30,
+            autogenerate_session_id=False,
+            compress=False,
+        )
+    except Exception as exc:
+        raise StoreError(
+            f"the running pipeline shares the store at {share.url} ({share.describe()}) but it "
+            f"refused this reader: {redact(str(exc)).splitlines()[0][:300]} (a password is "
+            "needed when the pipeline set CRYPTOLAB_STORE_SHARE_PASSWORD: set the same here)"
+        ) from exc
+
+
+def _wait_for_share(settings: Settings) -> Endpoint | None:
+    """The share of a pipeline that has just locked the store, once it serves (or None)."""
+    deadline = time.monotonic() + SHARE_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        share = find_share(settings)
+        if share is not None:
+            return share
+    return None
+
+
+def open_store(settings: Settings, create: bool = True, read_only: bool = False) -> Store:
+    """Open the store named by ``settings.store_url``; ``create`` makes the database and tables.
+
+    ``read_only``: the caller only reads. When the store is embedded (``chdb://``) and another
+    running cryptolab process owns it, the store is read through that process's read-only share
+    (:mod:`cryptolab.store.share`), said in one log line. Without ``read_only`` (a writer) that
+    case is a StoreError saying which process owns the store and what to do.
+    """
     url = settings.store_url
     scheme = urlsplit(url).scheme
     if scheme == "chdb":
         path = url[len("chdb://") :] or None
         if not path:
             raise StoreError("chdb:// URL needs an absolute path, e.g. chdb:///home/me/data/ch")
-        client, database = _connect_chdb(path), settings.clickhouse_database
+        share = find_share(settings)
+        if share is not None and not read_only:
+            require_store_owner(settings)
+        if share is None:
+            try:
+                client = _connect_chdb(path)
+            except StoreLockedError:
+                share = _wait_for_share(settings) if read_only else None
+                if share is None:
+                    raise
+        if share is not None:
+            log.info(
+                "reading the live store through the running pipeline's read-only share at %s "
+                "(pid %d)", share.url, share.pid,
+            )  # fmt: skip
+            client = _connect_share(share, settings)
+            return Store(client, settings.clickhouse_database, share.url, shared=share)
+        database = settings.clickhouse_database
     elif scheme in ("http", "https"):
         client, database = _connect_http(url, settings)
     else:
@@ -92,3 +165,19 @@ def open_store(settings: Settings, create: bool = True) -> Store:
     if create:
         ensure_schema(store, settings.trades_ttl_days, settings.candles_ttl_days)
     return store
+
+
+def second_connection(store: Store) -> Store:
+    """Another connection to ``store``'s data, for background work whose queries should run
+    beside this one's instead of queueing behind them (a :class:`Store` serialises its calls).
+
+    For chDB a second client on the same data directory (chDB runs queries of different
+    connections concurrently); for a server the same store (its HTTP client is already shared,
+    and the server answers concurrent clients; a second login would need the password again).
+    """
+    if not store.embedded:
+        return store
+    import clickhouse_connect
+
+    path = store.url[len("chdb://") :]
+    return Store(clickhouse_connect.get_client(dsn=f"chdb://{path}"), store.database, store.url)

@@ -153,3 +153,31 @@ def symbols_with_trades(store: Store) -> list[str]:
         f"SELECT DISTINCT symbol FROM {store.table(TRADES)} ORDER BY symbol"  # noqa: S608
     )
     return [str(r[0]) for r in rows]
+
+
+def bars(
+    store: Store,
+    symbols: list[str],
+    seconds: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """``seconds``-long bars of many symbols at once from the 10 s candles (buckets aligned to
+    the epoch; ``start <= window_start < end``). Columns: symbol, bucket, open, close (float),
+    quote_volume (float), trades; ordered by symbol, bucket. Buckets without trades are absent.
+    """
+    from cryptolab.store.schema import CANDLES_10S
+
+    sql = f"""
+        SELECT symbol, CAST(toStartOfInterval(window_start, toIntervalSecond({{s:UInt32}}))
+                            AS {TS}) AS bucket,
+               toFloat64(argMin(open, window_start)) AS open,
+               toFloat64(argMax(close, window_start)) AS close,
+               toFloat64(sum(quote_volume)) AS quote_volume, sum(trades) AS trades
+        FROM {store.table(CANDLES_10S)} FINAL
+        WHERE has({{symbols:Array(String)}}, symbol)
+          AND window_start >= {{start:{TS}}} AND window_start < {{end:{TS}}}
+        GROUP BY symbol, bucket ORDER BY symbol, bucket
+    """  # noqa: S608 - identifiers only; values are bound parameters
+    params = {"symbols": list(symbols), "s": int(seconds), **range_params(start, end)}
+    return _frame(store, sql, params)

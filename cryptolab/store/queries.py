@@ -174,6 +174,18 @@ def candle_trade_counts(store: Store) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
+def stored_since(store: Store, since: datetime) -> tuple[int, int]:
+    """(distinct trades, 10 s candles) the store received at or after ``since``: one run's
+    share, for its closing summary."""
+    rows = store.query_rows(
+        f"SELECT (SELECT count() FROM {store.table(TRADES)} FINAL "  # noqa: S608
+        f"WHERE stored_at >= {{since:{TS}}}), (SELECT count() FROM {store.table(CANDLES_10S)} "
+        f"FINAL WHERE updated_at >= {{since:{TS}}})",
+        {"since": since},
+    )
+    return int(rows[0][0]), int(rows[0][1])
+
+
 def newest_trade_time(store: Store) -> datetime | None:
     """Trade time of the newest stored trade, or None when the store is empty."""
     rows = store.query_rows(

@@ -43,11 +43,15 @@ class ReconcileReport:
     windows_checked: int = 0
     changed: list[ChangedWindow] = field(default_factory=list)
     seconds: float = 0.0
+    dry_run: bool = False  # the changed windows were found, not written
 
     def describe(self) -> str:
+        verb, changed = (
+            ("checked (dry run)", "would change") if self.dry_run else ("reconciled", "changed")
+        )
         lines = [
-            f"reconciled {self.start.isoformat()} .. {self.end.isoformat()}: "
-            f"{self.windows_checked} windows checked, {len(self.changed)} changed "
+            f"{verb} {self.start.isoformat()} .. {self.end.isoformat()}: "
+            f"{self.windows_checked} windows checked, {len(self.changed)} {changed} "
             f"in {self.seconds:.2f} s"
         ]
         lines += [
@@ -87,11 +91,14 @@ def _recomputed_sql(store: Store) -> str:
     """  # noqa: S608 - identifiers and constants only; times are bound parameters
 
 
-def reconcile(store: Store, start: datetime, end: datetime | None = None) -> ReconcileReport:
-    """Correct every 10 s candle with ``start <= window_start < end`` from the raw trades."""
+def reconcile(
+    store: Store, start: datetime, end: datetime | None = None, write: bool = True
+) -> ReconcileReport:
+    """Correct every 10 s candle with ``start <= window_start < end`` from the raw trades
+    (``write=False``: only report the windows that differ; works on a read-only store)."""
     end = end or END_OF_TIME
     start = _floor(start)
-    report = ReconcileReport(start, end)
+    report = ReconcileReport(start, end, dry_run=not write)
     started = time.perf_counter()
     table = store.query_arrow(_recomputed_sql(store), {"start": start, "end": end})
     report.windows_checked = table.num_rows
@@ -100,15 +107,15 @@ def reconcile(store: Store, start: datetime, end: datetime | None = None) -> Rec
         import pyarrow.compute as pc
 
         changed = table.filter(pc.cast(table["differs"], pa.bool_()))
-        if changed.num_rows:
+        if changed.num_rows and write:
             _write(store, changed)
-            for row in changed.select(
-                ["symbol", "window_start", "stored_trades", "trades"]
-            ).to_pylist():
-                report.changed.append(
-                    ChangedWindow(row["symbol"], row["window_start"], int(row["stored_trades"]),
-                                  int(row["trades"]))
-                )  # fmt: skip
+        for row in changed.select(
+            ["symbol", "window_start", "stored_trades", "trades"]
+        ).to_pylist():
+            report.changed.append(
+                ChangedWindow(row["symbol"], row["window_start"], int(row["stored_trades"]),
+                              int(row["trades"]))
+            )  # fmt: skip
     report.seconds = time.perf_counter() - started
     log.info(
         "reconcile start=%s windows=%d changed=%d seconds=%.2f",

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from cryptolab.errors import StoreError
 from cryptolab.model import TRADE_COLUMNS
 from cryptolab.store.client import Store, masked_url
-from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADES
+from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADE_TIMES, TRADES
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ QUARANTINE_COLUMNS = ["topic", "partition", "offset", "raw", "reason", "kafka_ti
 
 def _utc_ms(column: Any) -> Any:
     return column.cast(pa.timestamp("ms", tz="UTC"))
+
+
+def _utc_us(column: Any) -> Any:
+    return column.cast(pa.timestamp("us", tz="UTC"))
 
 
 def _set(table: pa.Table, name: str, column: Any) -> pa.Table:
@@ -53,8 +57,8 @@ def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """A parsed Kafka batch -> (valid trades, quarantined rows with their reason)."""
     valid_mask = pc.is_null(table["reason"])
     valid = table.filter(valid_mask).select(list(TRADE_COLUMNS))
-    for name in ("trade_time", "event_time", "ingest_time"):
-        valid = _set(valid, name, _utc_ms(valid[name]))
+    for name in TRADE_TIMES:  # microseconds, as the source gave them
+        valid = _set(valid, name, _utc_us(valid[name]))
     bad = table.filter(pc.invert(valid_mask)).select(QUARANTINE_COLUMNS)
     bad = _set(bad, "kafka_time", _utc_ms(bad["kafka_time"]))
     return valid, bad
@@ -76,6 +80,7 @@ class StoreSink:
         self.store = store
         self.retry_seconds = retry_seconds
         self.quarantined = 0
+        self.stored = 0  # valid trades written (a batch Spark re-runs counts again)
         self.write_retries = 0
         self.failure: StoreError | None = None  # set when a write gave up; the stack reports it
         self._query_ids: dict[str, str] = {}
@@ -131,6 +136,7 @@ class StoreSink:
     def write_trades(self, batch: Any, batch_id: int) -> None:
         valid, bad = split_trades(batch.toArrow())
         self._insert("trades", batch_id, TRADES, valid)
+        self.stored += valid.num_rows
         if bad.num_rows:
             self._insert("trades", batch_id, QUARANTINE, bad)
             self.quarantined += bad.num_rows

@@ -69,7 +69,7 @@ def test_an_old_server_is_refused_with_its_version_and_the_fix(
 def test_wrong_password_and_unreachable_server_are_clear_errors(
     server: ClickHouseServer, make_settings: Any
 ) -> None:
-    wrong = server.url(password="not-the-password")  # secret-scan: allow
+    wrong = server.url(password="not-the-password")  # pragma: allowlist secret
     with pytest.raises(StoreError, match=r"refused user 'default'.*CRYPTOLAB_CLICKHOUSE_PASSWORD"):
         open_store(make_settings(clickhouse_url=wrong))
     nobody = f"http://default:{PASSWORD}@127.0.0.1:{free_port()}/crypto"

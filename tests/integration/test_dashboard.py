@@ -135,7 +135,7 @@ def test_live_ticks_send_patches_that_build_the_redrawn_figure(filled: tuple[Sto
         ({"interval": "3s"}, "unknown interval"),
         ({"interval": "10s' OR '1'='1"}, "unknown interval"),
         ({"range_key": "2y"}, "unknown time range"),
-        ({"range_key": "custom", "start": "yesterday"}, "cannot read 'yesterday' as a time"),
+        ({"range_key": "custom", "start": "yesterday"}, "not an ISO 8601 time: 'yesterday'"),
         (
             {"range_key": "custom", "start": "2026-11-01 00:10", "end": "2026-11-01 00:05"},
             "Empty range",
@@ -195,6 +195,15 @@ def _tiles_request(symbol: str) -> dict[str, Any]:
     }
 
 
+def _tile_values(children: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Tile id -> (label, value) as the page shows them, from the serialised components."""
+    values = {}
+    for tile in children:
+        label, value = (c["props"]["children"] for c in tile["props"]["children"])
+        values[tile["props"]["id"]] = (label, value)
+    return values
+
+
 def test_tiles_show_last_price_24h_change_and_trades_per_second(make_settings: Any) -> None:
     store = open_store(make_settings())
     day = 86_400
@@ -212,8 +221,12 @@ def test_tiles_show_last_price_24h_change_and_trades_per_second(make_settings: A
 
     client = create_app(store, make_settings()).server.test_client()
     _, answer, _ = post(client, _tiles_request("BTCUSDT"))
-    text = json.dumps(answer["response"]["tiles"]["children"])
-    assert "110.000" in text and "+10.00 %" in text and "1.2" in text
+    shown = _tile_values(answer["response"]["tiles"]["children"])
+    assert shown == {
+        "tile-last": ("last price BTCUSDT", "110.000"),
+        "tile-change": ("24 h change", "+10.00 %"),
+        "tile-tps": ("trades / s", "1.2"),  # 6 windows x 12 trades in the last minute
+    }, shown
     _, unknown, _ = post(client, _tiles_request("x'; DROP TABLE candles_10s --"))
     assert "—" in json.dumps(unknown["response"]["tiles"]["children"], ensure_ascii=False)
 

@@ -39,7 +39,7 @@ def test_a_pure_python_crc_is_a_warning(make_settings: Any, monkeypatch: Any) ->
 
 
 def test_unreachable_services_fail_and_say_what_to_fix(make_settings: Any) -> None:
-    secret = "pa55-word"  # secret-scan: allow (test value)
+    secret = "pa55-word"  # pragma: allowlist secret (test value)
     dead = free_port()
     settings = make_settings(
         kafka_bootstrap=f"127.0.0.1:{dead}",

@@ -92,7 +92,7 @@ def period_trades(symbol: str, start: str, end: str) -> Any:
     import pandas as pd
 
     trades = tape_trades(sample_market())
-    first, last = (pd.Timestamp(t).value // 1_000_000 for t in (start, end))
+    first, last = (pd.Timestamp(t).value // 1_000 for t in (start, end))  # µs
     mine = trades[(trades.symbol == symbol) & (trades.trade_time >= first)]
     return mine[mine.trade_time < last]
 
@@ -127,7 +127,7 @@ def test_live_pipeline_notebook_replays_a_tape_inside_the_kernel(tmp_path: Path)
     assert published == stored == in_candles == eth
     assert "stopped" in output_of(nb, "lab.stop_pipeline(stack)")
     assert not (run_dir / "kafka" / "broker.pid").exists(), "the broker stopped with the stack"
-    assert (run_dir / "jvm-console.log").exists(), "JVM console output went to a file"
+    assert (run_dir / "logs" / "spark.log").exists(), "the Spark driver logged to a file"
 
 
 def test_explore_notebook_runs_on_another_symbol_and_period(tmp_path: Path) -> None:
@@ -141,6 +141,45 @@ def test_explore_notebook_runs_on_another_symbol_and_period(tmp_path: Path) -> N
     assert any("per 5m" in t for t in titles)
     corr = output_of(nb, "corr = ")
     assert re.search(r"correlation of 5m imbalance and 5m return: -?\d\.\d\d", corr), corr
+
+
+def test_market_notebook_runs_on_chosen_symbols_of_another_tape(tmp_path: Path) -> None:
+    """Notebook 05 with every parameter changed: its breadth and volume figures are what a
+    pandas computation over the tape's raw trades says."""
+    import gzip
+
+    from cryptolab.feeds.tapes.factor import factor_market_frames, factor_symbols
+
+    tape = tmp_path / "market.jsonl.gz"
+    with gzip.open(tape, "wt", encoding="utf-8") as handle:
+        for frame in factor_market_frames(factor_symbols(10), 2400, 6, seed=99):
+            handle.write(frame + "\n")
+    chosen = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "BTCFDUSD"]
+    start, end = "2026-11-01T00:05:00Z", "2026-11-01T00:35:00Z"
+    params = {"tape": str(tape), "symbols": [s.lower() for s in chosen], "start": start,
+              "end": end, "interval": "5m", "lag_interval": "10s", "max_lag": 4,
+              "top_correlated": 5, "movers": 2}  # fmt: skip
+    nb = run_notebook("05_market", params, tmp_path)
+    trades = tape_trades(tape)
+    first_us, last_us = 1_793_491_500_000_000, 1_793_493_300_000_000  # trade_time: µs
+    mine = trades[trades.symbol.isin(chosen) & (trades.trade_time >= first_us)]
+    mine = mine[mine.trade_time < last_us].sort_values(["symbol", "trade_time", "trade_id"])
+    grouped = mine.groupby("symbol")["price"]
+    change = grouped.last() / grouped.first()
+    up, down = int((change > 1).sum()), int((change < 1).sum())
+    assert f"6 symbols: {up} advancers, {down} decliners" in output_of(nb, "market.breadth(")
+    assert "6 symbols, " in output_of(nb, "choose_symbols") and "bars of 5m" in output_of(
+        nb, "choose_symbols"
+    )
+    volume = mine.assign(q=[p * q for p, q in zip(mine.price, mine.qty, strict=True)])
+    busiest = volume.groupby("symbol")["q"].sum().astype(float).sort_values().index[-1]
+    table = output_of(nb, "market.concentration(")
+    first_row = re.search(r"^0\s+(\S+)", table, re.MULTILINE)
+    assert first_row is not None and first_row.group(1) == busiest, table
+    assert "of 5 symbols peak after BTCUSDT" in output_of(nb, "market.lead_lag(")
+    titles = [f["layout"]["title"]["text"] for f in figures_of(nb)]
+    assert sum(t.endswith("(gainer)") or t.endswith("(loser)") for t in titles) == 4, titles
+    assert any("Correlation of 5m returns" in t for t in titles)
 
 
 # -- cryptolab report ---------------------------------------------------------------------------
@@ -193,11 +232,11 @@ def test_report_command_says_what_to_do_when_it_cannot_report(tmp_path: Path) ->
 
 
 # -- nbval on the committed notebooks -----------------------------------------------------------
-def nbval(*paths: Path) -> subprocess.CompletedProcess[str]:
+def nbval(*args: Path | str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider", "-q",
-         *map(str, paths)],
+         *map(str, args)],
         cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
 
@@ -205,7 +244,7 @@ def nbval(*paths: Path) -> subprocess.CompletedProcess[str]:
 def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
     notebooks = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     assert [p.stem for p in notebooks] == [
-        "01_live_pipeline", "02_explore_trades", "03_market_report"
+        "01_live_pipeline", "02_explore_trades", "03_market_report", "05_market"
     ]  # fmt: skip
     code_cells = 0
     for path in notebooks:
@@ -223,13 +262,17 @@ def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
 
 
 def test_nbval_fails_when_a_stored_value_differs(tmp_path: Path) -> None:
-    """The comparison is real: a changed number in a table, and a changed figure (Plotly JSON,
-    which nbval compares as data), each fail their cell."""
+    """The comparison is real: a changed number in a table, the 8th decimal of a stored value,
+    and a changed figure (Plotly JSON, which nbval compares as data), each fail their cell."""
     nb = nbformat.read(NOTEBOOKS / "03_market_report.ipynb", as_version=4)
     table = next(c for c in nb.cells if "summary_table" in c.source).outputs[0]["data"]
     assert "10,180" in table["text/plain"]
     for mime in ("text/plain", "text/html"):
         table[mime] = table[mime].replace("10,180", "10,181")
+    rejected = next(c for c in nb.cells if "rejected_table" in c.source).outputs[0]["data"]
+    assert "got '-0.50000000'" in rejected["text/plain"]
+    for mime in ("text/plain", "text/html"):
+        rejected[mime] = rejected[mime].replace("-0.50000000", "-0.50000001")
     chart = next(c for c in nb.cells if "candles_with_volume" in c.source).outputs[0]["data"]
     figure = chart["application/vnd.plotly.v1+json"]
     assert figure["layout"]["title"]["text"] == "BTCUSDT: 1m candles, VWAP and taker volume"
@@ -238,7 +281,40 @@ def test_nbval_fails_when_a_stored_value_differs(tmp_path: Path) -> None:
     nbformat.write(nb, altered)
     done = nbval(altered)
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "2 failed" in done.stdout and "10,181" in done.stdout, done.stdout[-3000:]
+    assert "3 failed" in done.stdout, done.stdout[-3000:]
+    assert "10,181" in done.stdout and "-0.50000001" in done.stdout, done.stdout[-3000:]
+
+
+SANITIZED = [  # (what the cell prints now, what the notebook stored, masked?)
+    ("took 3.2 s", "took 4.1 s", True),  # a wall-clock timing
+    ("<IFrame at 0x7f5a99744750>", "<IFrame at 0x7f0011223344>", True),  # a memory address
+    ("http://127.0.0.1:8050/", "http://127.0.0.1:41234/", True),  # a local port
+    ("0.02377000", "0.02377099", False),  # the 7th and 8th decimals are data
+    ("max delay 4.2 s", "max delay 4.3 s", False),  # a duration in the data, not a timing
+    ("trades in 10 s windows", "trades in 20 s windows", False),
+]
+
+
+def test_the_sanitizer_masks_timings_ports_and_addresses_and_nothing_else(tmp_path: Path) -> None:
+    """Each cell prints one text; its stored output is another. nbval must pass exactly the
+    cells whose difference is wall-clock or machine noise."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    for i, (now, stored, _) in enumerate(SANITIZED):
+        cell = nbformat.v4.new_code_cell(f"print({now!r})", execution_count=i + 1)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored + "\n")]
+        nb.cells.append(cell)
+    path = tmp_path / "sanitize_cases.ipynb"
+    nbformat.write(nb, path)
+    done = nbval(path, "-rA")  # the summary lists every cell: "PASSED <path>::Cell 0"
+    results = re.findall(r"^(PASSED|FAILED) \S*::Cell (\d+)", done.stdout, re.MULTILINE)
+    verdicts = {int(cell): verdict for verdict, cell in results}
+    want = {i: "PASSED" if masked else "FAILED" for i, (*_, masked) in enumerate(SANITIZED)}
+    assert verdicts == want, done.stdout[-4000:]
 
 
 # -- make lab -----------------------------------------------------------------------------------

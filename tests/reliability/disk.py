@@ -8,21 +8,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.tools import unavailable
 
 
 @contextmanager
 def small_disk(path: Path, size_mb: int) -> Iterator[Path]:
     """Mount a ``size_mb`` tmpfs on ``path`` for the duration (needs CAP_SYS_ADMIN)."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)]
+    try:
+        mounted = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        unavailable("cannot mount a tmpfs to fill up: no `mount` command here")
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {mounted.stderr.strip()}")
+        unavailable(
+            f"cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN): "
+            f"{mounted.stderr.strip() or f'mount exited {mounted.returncode}'}"
+        )
     try:
         yield path
     finally:

@@ -5,19 +5,24 @@ The classification shares no code with cryptolab: it parses with the standard js
 
 - :func:`feed_frames`: raw WebSocket frames (text or binary) for the producer;
 - :func:`kafka_values`: raw Kafka values another producer could write on the trades topic;
-- :func:`generate`: draw N examples of a strategy in bulk (one ``@given`` run, fixed seed), so a
-  test can push all of them through one real pipeline run.
+- :func:`generate`: draw N examples of a strategy in bulk (one ``@given`` run from a seed), so a
+  test can push all of them through one real pipeline run;
+- :func:`fuzz_seed`: the seed of this run: ``FUZZ_SEED`` from the environment (to replay a
+  run), else a new one per pytest process. Each fuzz test prints it and puts it in its row.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 T = TypeVar("T")
@@ -26,6 +31,8 @@ MAX_DECIMAL = Decimal("9999999999.99999999")  # Decimal(18, 8)
 MAX_QUOTE = Decimal(10**12)  # price x qty of one trade; more would overflow a candle's sum
 INT_LIMIT = 2**63
 MAX_MILLIS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the end of ClickHouse DateTime64
+MAX_MICROS = MAX_MILLIS * 1000 + 999
+US_FROM = 10**14  # a raw Binance time of 15+ digits is in microseconds
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 BASE_MS = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 HUGE = 100_000
@@ -62,10 +69,15 @@ good_decimals = st.builds(
 
 
 def _trade_data(draw: st.DrawFn) -> dict[str, Any]:
+    """A good trade event, its times in ms or (Binance's timeUnit=MICROSECOND) in µs."""
     trade_time = BASE_MS + draw(st.integers(min_value=0, max_value=120_000))
+    lag = draw(st.integers(min_value=0, max_value=50))
+    if draw(st.booleans()):
+        trade_time = trade_time * 1000 + draw(st.integers(min_value=0, max_value=999))
+        lag *= 1000
     return {
         "e": "trade",
-        "E": trade_time + draw(st.integers(min_value=0, max_value=50)),
+        "E": trade_time + lag,
         "s": draw(st.sampled_from(SYMBOLS)),
         "t": draw(st.integers(min_value=0, max_value=10**12)),
         "p": draw(good_decimals),
@@ -209,22 +221,38 @@ def classify_frame(frame: str | bytes) -> str | None:
 
 
 def expected_trade(frame: str | bytes) -> tuple[Any, ...]:
-    """(symbol, trade_id, price, qty, trade_time, event_time, is_buyer_maker) of a good frame."""
+    """(symbol, trade_id, price, qty, trade_time, event_time, is_buyer_maker) of a good frame,
+    times in microseconds."""
     message = _loads(frame)
     data = message.get("data", message) if "stream" in message else message
-    return tuple(data[k] for k in ("s", "t", "p", "q", "T", "E", "m"))
+    times = tuple(v if v >= US_FROM else v * 1000 for v in (data["T"], data["E"]))
+    return (data["s"], data["t"], data["p"], data["q"], *times, data["m"])
 
 
 # Kafka values of the trades topic (another producer's rows) ----------------------------------
 
 TRADE_FIELDS = (
     "symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker",
-    "ingest_time",
+    "ingest_time", "time_unit",
 )  # fmt: skip
 
 
 def _good_row(draw: st.DrawFn) -> dict[str, Any]:
+    """A Trade JSON: this release's (``"time_unit":"us"``, µs times) or an earlier one's (no
+    time_unit, ms times)."""
     data = _trade_data(draw)
+    if data["T"] >= US_FROM:
+        return {
+            "time_unit": "us",
+            "symbol": data["s"],
+            "trade_id": data["t"],
+            "price": data["p"],
+            "qty": data["q"],
+            "trade_time": data["T"],
+            "event_time": data["E"],
+            "is_buyer_maker": data["m"],
+            "ingest_time": data["E"] + 5_123,
+        }
     return {
         "symbol": data["s"],
         "trade_id": data["t"],
@@ -287,9 +315,12 @@ def classify_value(value: bytes | None) -> str | None:
         return "bad symbol"
     if not _int_in(row.get("trade_id"), 0, INT_LIMIT - 1):
         return "bad trade_id"
-    if not all(_int_in(row.get(k), 0, MAX_MILLIS) for k in ("trade_time", "event_time")):
+    if "time_unit" in row and row["time_unit"] != "us":
+        return "bad time_unit"
+    largest = MAX_MICROS if "time_unit" in row else MAX_MILLIS
+    if not all(_int_in(row.get(k), 0, largest) for k in ("trade_time", "event_time")):
         return "bad time"
-    if not _int_in(row.get("ingest_time"), 0, MAX_MILLIS):
+    if not _int_in(row.get("ingest_time"), 0, largest):
         return "bad time"
     if decimal_problem(row.get("price")) or decimal_problem(row.get("qty")):
         return "bad price or qty"
@@ -300,25 +331,52 @@ def classify_value(value: bytes | None) -> str | None:
     return None
 
 
-def generate_mix(strategy: Callable[[str], st.SearchStrategy[T]], mix: dict[str, int]) -> list[T]:
+_SEED: int | None = None
+
+
+def fuzz_seed() -> int:
+    """``FUZZ_SEED`` if set (replaying a run), else one random seed for this process."""
+    global _SEED
+    if _SEED is None:
+        given_seed = os.environ.get("FUZZ_SEED", "").strip()
+        _SEED = int(given_seed) if given_seed else random.SystemRandom().randrange(2**32)
+    return _SEED
+
+
+def seeded(node: str) -> int:
+    """This run's seed for the fuzz test ``node``: printed (pytest shows it when the test
+    fails) and put in the test's row, failed or not."""
+    from tests.reliability.results import setting
+
+    seed = fuzz_seed()
+    print(f"FUZZ_SEED={seed} (replay: FUZZ_SEED={seed} .venv/bin/python -m pytest '{node}')")
+    setting(seed=seed)
+    return seed
+
+
+def generate_mix(
+    strategy: Callable[[str], st.SearchStrategy[T]], mix: dict[str, int], seed: int
+) -> list[T]:
     """``mix[kind]`` examples of ``strategy(kind)`` for each kind, each from its own run."""
     drawn: list[T] = []
-    for kind, count in mix.items():
-        drawn += generate(strategy(kind), count)
+    for i, (kind, count) in enumerate(mix.items()):
+        drawn += generate(strategy(kind), count, seed + i)
     return drawn
 
 
-def generate(strategy: st.SearchStrategy[T], count: int) -> list[T]:
-    """``count`` examples of ``strategy`` from one derandomized hypothesis run (fixed seed, no
-    shrinking, no example database). The same list on every run of the same tests; hypothesis
-    shares some state between runs in one process, so running other fuzz tests first can shift
-    the exact cases a little (the tests assert measured counts, never fixed ones)."""
+def generate(strategy: st.SearchStrategy[T], count: int, seed: int) -> list[T]:
+    """``count`` examples of ``strategy`` from one hypothesis run started from ``seed`` (no
+    shrinking, no example database): the same seed gives the same list when the test runs
+    alone. (hypothesis keeps some state per process, e.g. constants it saw in loaded modules,
+    so in a full session other tests can shift the exact cases a little; the tests assert
+    measured counts, never fixed ones.)"""
     drawn: list[T] = []
 
+    @hypothesis_seed(seed)
     @settings(
         max_examples=count,
         deadline=None,
-        derandomize=True,
+        derandomize=False,  # the seed decides (also under the "ci" profile)
         database=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),

@@ -78,6 +78,7 @@ def longest_pause_s(env: dict[str, str]) -> float:
     return int(done.stdout.strip()) / 1000
 
 
+@pytest.mark.row("fault", "WebSocket drops, serverShutdown, withheld ids, REST 429")
 def test_every_feed_fault_at_once_leaves_the_store_exact(tmp_path: Path, serve: object) -> None:
     symbols = ["BTCUSDT", "ETHUSDT"]
     tape = tmp_path / "tape.jsonl.gz"

@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.topics import end_offsets
 from cryptolab.feeds.tapes.synth import synth_frames
@@ -27,6 +29,7 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
 DOWN_S = 8.0
 
 
+@pytest.mark.row("fault", "Kafka broker SIGKILL + restart")
 def test_broker_sigkill_and_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
     tape = tmp_path / "tape.jsonl.gz"
     write_frames(tape, synth_frames(SYMBOLS, 120, 30, seed=91, jitter_ms=500))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.feeds.tapes.tape import write_frames
 from tests.reliability.pipeline import (
@@ -22,6 +24,7 @@ from tests.reliability.results import record
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
+@pytest.mark.row("fault", "Spark driver SIGKILL + restart from checkpoint")
 def test_driver_sigkill_then_restart_from_checkpoint_converges(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:

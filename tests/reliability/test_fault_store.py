@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.feeds.tapes.tape import write_frames
 from tests.e2e.helpers import cryptolab
@@ -58,6 +60,7 @@ def _check_tables(env: dict[str, str]) -> list[str]:
     return [line.split()[0] for line in lines]
 
 
+@pytest.mark.row("fault", "ClickHouse disk full for a while")
 def test_disk_full_for_a_while_then_freed_loses_nothing(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
@@ -100,6 +103,7 @@ def test_disk_full_for_a_while_then_freed_loses_nothing(
     )
 
 
+@pytest.mark.row("fault", "ClickHouse disk stays full")
 def test_disk_that_stays_full_stops_with_a_clear_error_and_intact_tables(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
@@ -139,34 +143,4 @@ def test_disk_that_stays_full_stops_with_a_clear_error_and_intact_tables(
         error=error[-1][error[-1].index("still failing") :][:200],
         tables_checked_ok=len(tables),
         **counts,
-    )
-
-
-def test_unwritable_data_dir_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
-    tape = _tape(tmp_path, seed=95)
-    afile = tmp_path / "not-a-dir"
-    afile.write_text("")
-    cases = {"a file, not a directory": afile / "data"}
-    with small_disk(tmp_path / "ro", 1) as disk:
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        cases["a read-only filesystem"] = disk / "data"
-        seen = []
-        for what, data_dir in cases.items():
-            started = time.monotonic()
-            done = subprocess.run(
-                [sys.executable, "-m", "cryptolab", "up", *replay(tape, "max"), "--no-dash"],
-                env=pipeline_env(data_dir), text=True, capture_output=True, timeout=120,
-                check=False,
-            )  # fmt: skip
-            assert done.returncode == 2, (what, done.stderr[-2000:])
-            assert "Traceback" not in done.stderr, (what, done.stderr[-2000:])
-            assert f"CRYPTOLAB_DATA_DIR={data_dir} is not a writable directory" in done.stderr
-            seen.append(f"{what}: {done.stderr.strip().splitlines()[-1][len('cryptolab: ') :]}")
-            assert time.monotonic() - started < 60
-    record(
-        "fault",
-        "Unwritable data dir",
-        injected="CRYPTOLAB_DATA_DIR on a read-only filesystem, and under a regular file",
-        outcome="exit code 2 before anything starts, no traceback",
-        errors=seen,
     )

@@ -2,8 +2,9 @@
 app over HTTP (Flask's test client, ``POST /_dash-update-component`` as the page sends it) over a
 real chDB store with candles and trades.
 
-The requests come from derandomized hypothesis runs (``frames.generate``: fixed seed, no
-shrinking, drawn in bulk), one per kind: every callback of the app with each input and state
+The requests come from hypothesis runs (``frames.generate``: a new seed each run, printed and in
+the row, ``FUZZ_SEED=<seed>`` replays it; no shrinking; drawn in bulk), one per kind: every
+callback of the app with each input and state
 replaced by valid values, any JSON value, SQL-injection-like and HTML strings, huge strings, or a
 chart state (``view``) with fields of the wrong type; the URL query string (``?symbol=..&
 interval=..&range=..&start=..&end=..``) likewise; and malformed bodies (invalid JSON, not an
@@ -21,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import strategies as st
 
 from cryptolab.dashboard.app import create_app
@@ -28,7 +30,7 @@ from cryptolab.dashboard.view import RANGES, available_intervals
 from cryptolab.store import Store, open_store
 from cryptolab.store.schema import CANDLES_10S, TRADES
 from tests.integration.test_dashboard import _rows
-from tests.reliability.frames import generate, json_values
+from tests.reliability.frames import generate, json_values, seeded
 from tests.reliability.results import record
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -62,6 +64,13 @@ VALID: dict[str, Any] = {
     "pause.n_clicks": st.integers(min_value=0, max_value=10**6),
     "url.search": st.just("?symbol=BTCUSDT&interval=10s&range=1h"),
     "view.data": st.none(),
+    "page-url.pathname": st.sampled_from(["/", "/market"]),
+    "market-url.search": st.just("?quote=USDT&q=BTC"),
+    "market-tick.n_intervals": st.integers(min_value=0, max_value=10**6),
+    "market-quote.value": st.sampled_from(["USDT", "BTC", None]),
+    "market-text.value": st.sampled_from(["BTC", "", None]),
+    "market-state.data": st.none(),
+    "market-map.clickData": st.just({"points": [{"label": "BTCUSDT"}]}),
 }
 
 
@@ -102,7 +111,7 @@ def chart_states(draw: st.DrawFn) -> Any:
 
 def value_for(prop: str) -> st.SearchStrategy[Any]:
     """Values the page would never send for ``prop`` (some may still happen to be valid)."""
-    if prop == "url.search":
+    if prop in ("url.search", "market-url.search"):
         return st.one_of(query_strings(), any_value)
     if prop == "view.data":
         return chart_states()
@@ -210,7 +219,10 @@ def _chart_ok(response: dict[str, Any]) -> bool:
     return any(isinstance(n, str) and n for n in notes)
 
 
-def test_fuzzed_callback_requests_never_crash_the_dashboard(make_settings: Any) -> None:
+@pytest.mark.row("fuzz", "dashboard callbacks over HTTP")
+def test_fuzzed_callback_requests_never_crash_the_dashboard(
+    make_settings: Any, request: pytest.FixtureRequest
+) -> None:
     settings = make_settings()
     store = open_store(settings)
     windows = [(10 * i, str(1000 + i), 5) for i in range(120)]
@@ -222,11 +234,12 @@ def test_fuzzed_callback_requests_never_crash_the_dashboard(make_settings: Any) 
     client = app.server.test_client()
     callbacks = app.callback_map
 
-    cases = generate(requests(callbacks), 9_000) + generate(malformed(callbacks), 1_000)
+    seed = seeded(request.node.nodeid)
+    cases = generate(requests(callbacks), 9_000, seed) + generate(malformed(callbacks), 1_000, seed)
     started = time.monotonic()
     statuses: dict[int, int] = {}
     wrong: list[Any] = []
-    figures = empty_or_message = 0
+    figures = empty_or_message = crashes = 0
     for key, body, well_formed, _ in cases:
         data = body if isinstance(body, str) else json.dumps(body)
         response = client.post(ENDPOINT, data=data, content_type="application/json")
@@ -234,6 +247,7 @@ def test_fuzzed_callback_requests_never_crash_the_dashboard(make_settings: Any) 
         statuses[status] = statuses.get(status, 0) + 1
         text = response.get_data(as_text=True)
         expected = {200, 204} if well_formed else {400}
+        crashes += status >= 500 or "Traceback" in text  # the app failed on this request
         if status not in expected or "Traceback" in text:
             wrong.append((status, key, data[:300], text[:300]))
             continue
@@ -249,6 +263,11 @@ def test_fuzzed_callback_requests_never_crash_the_dashboard(make_settings: Any) 
     seconds = time.monotonic() - started
     after = fingerprint(store)
     malformed_count = sum(not c[2] for c in cases)
+    assert len(cases) >= 10_000
+    assert crashes == 0, f"{crashes} answers were a 500 or a traceback"
+    assert not wrong, [(*w[:2], w[3][-300:]) for w in wrong[:5]]
+    assert statuses.get(400, 0) == malformed_count
+    assert before == after
     record(
         "fuzz",
         "dashboard callbacks over HTTP",
@@ -262,10 +281,6 @@ def test_fuzzed_callback_requests_never_crash_the_dashboard(make_settings: Any) 
         empty_with_message=empty_or_message,
         counters_match=statuses.get(400, 0) == malformed_count and not wrong,
         store_unchanged=before == after,
-        crashes=statuses.get(500, 0),
+        crashes=crashes,
         seconds=round(seconds, 1),
     )
-    assert len(cases) >= 10_000
-    assert not wrong, [(*w[:2], w[3][-300:]) for w in wrong[:5]]
-    assert statuses.get(400, 0) == malformed_count
-    assert before == after

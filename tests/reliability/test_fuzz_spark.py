@@ -2,8 +2,9 @@
 never write but another producer on the shared topic could, through the real streaming job into
 chDB in one run.
 
-The values come from derandomized hypothesis runs, one per shape
-(``frames.generate_mix(kafka_values, VALUE_MIX)``: fixed seed, no shrinking, drawn in bulk):
+The values come from hypothesis runs, one per shape
+(``frames.generate_mix(kafka_values, VALUE_MIX, seed)``: a new seed each run, printed and in the
+row, ``FUZZ_SEED=<seed>`` replays it; no shrinking; drawn in bulk):
 Trade JSON with fields of the wrong type, missing or replaced by anything (NaN/Infinity,
 1e400, negative or zero numbers, huge ints), tombstones (null values), random bytes, invalid
 UTF-8 inside the JSON, literals JSON forbids, and 100k-character symbols or fields; keys are
@@ -20,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import pytest
 from kafka import KafkaProducer
 
 from cryptolab.bus.topics import end_offsets, ensure_topics
@@ -33,6 +35,7 @@ from tests.reliability.frames import (
     classify_value,
     generate_mix,
     kafka_values,
+    seeded,
 )
 from tests.reliability.results import record
 
@@ -99,14 +102,15 @@ def expected_trades(values: list[bytes | None]) -> pd.DataFrame:
     for value in values:
         assert value is not None
         row, _ = json.JSONDecoder().raw_decode(value.decode().lstrip(" \t\r\n"))
+        scale = 1 if "time_unit" in row else 1000  # µs; a value without time_unit is in ms
         rows.append(
             (
                 row["symbol"],
                 row["trade_id"],
                 Decimal(row["price"]),
                 Decimal(row["qty"]),
-                row["trade_time"],
-                row["event_time"],
+                row["trade_time"] * scale,
+                row["event_time"] * scale,
                 row["is_buyer_maker"],
             )
         )
@@ -114,23 +118,28 @@ def expected_trades(values: list[bytes | None]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def stored_trades(store: Any) -> set[tuple[Any, ...]]:
+def stored_trades(store: Any) -> tuple[set[tuple[Any, ...]], int]:
+    """The distinct stored trades, and the physical rows of ``trades`` (no FINAL: a duplicate
+    not merged yet is still two rows)."""
     rows = store.query_rows(
-        "SELECT symbol, trade_id, price, qty, toUnixTimestamp64Milli(trade_time), "
-        f"toUnixTimestamp64Milli(event_time), is_buyer_maker FROM {store.table('trades')} FINAL"
+        "SELECT symbol, trade_id, price, qty, toUnixTimestamp64Micro(trade_time), "
+        f"toUnixTimestamp64Micro(event_time), is_buyer_maker FROM {store.table('trades')}"
     )
-    return {
+    distinct = {
         (str(s), int(t), Decimal(p), Decimal(q), int(a), int(b), bool(m))
         for s, t, p, q, a, b, m in rows
     }
+    return distinct, len(rows)
 
 
+@pytest.mark.row("fuzz", "Kafka values -> Spark parser -> chDB")
 def test_fuzzed_kafka_values_are_stored_or_quarantined_with_a_reason(
-    spark: Any, kafka_bootstrap: str, make_settings: Any
+    spark: Any, kafka_bootstrap: str, make_settings: Any, request: pytest.FixtureRequest
 ) -> None:
     settings = make_settings(trigger_seconds=0.5)
     ensure_topics(settings, kafka_bootstrap)
-    values = [unique_id(v, i) for i, v in enumerate(generate_mix(kafka_values, VALUE_MIX))]
+    drawn = generate_mix(kafka_values, VALUE_MIX, seeded(request.node.nodeid))
+    values = [unique_id(v, i) for i, v in enumerate(drawn)]
     landed = write(kafka_bootstrap, settings.topic, values)
     bad_at = {pos for pos, v in landed.items() if classify_value(v) is not None}
     good = [v for v in values if classify_value(v) is None]
@@ -139,27 +148,40 @@ def test_fuzzed_kafka_values_are_stored_or_quarantined_with_a_reason(
     store = open_store(settings)
     started = time.monotonic()
     job = StreamingJob(spark, settings, kafka_bootstrap, store).start()
+    crashes: list[str] = []  # queries that died: a bad value must never stop the stream
     try:
         wait_caught_up(job, kafka_bootstrap, settings.topic)
         later = later_good_rows(50)
         write(kafka_bootstrap, settings.topic, later)
         wait_caught_up(job, kafka_bootstrap, settings.topic)
-        running = all(q.isActive for q in job.queries.values())
     finally:
+        crashes += [f"{name}: {q.exception()}" for name, q in job.queries.items()
+                    if not q.isActive]  # fmt: skip
         job.stop()
     seconds = time.monotonic() - started
 
     quarantined = store.query_rows(
-        f"SELECT partition, offset, reason FROM {store.table('quarantine')} FINAL"
-    )
+        f"SELECT partition, offset, reason FROM {store.table('quarantine')}"
+    )  # physical rows: a bad value quarantined twice shows as two
     with_reason = {(int(p), int(o)) for p, o, reason in quarantined if reason}
     expected = expected_trades(good + later)
-    stored = stored_trades(store)
-    counters_match = (
-        len(quarantined) == len(bad_at)
-        and len(stored) == len(expected)
-        and len(quarantined) + len(stored) == len(values) + len(later)
+    expected_set = {tuple(r) for r in expected.itertuples(index=False)}
+    stored, physical = stored_trades(store)
+    lost = len(expected_set - stored)
+    unexpected = len(stored - expected_set)
+    duplicates = physical - len(stored)
+    actual: dict[Any, Any] = {}
+    for symbol in sorted(set(expected["symbol"])):
+        actual.update(parse_candles_csv(render_candles(queries.candles(store, symbol), "csv")))
+    reference = reference_candles(expected)
+
+    assert not crashes, crashes
+    assert (lost, unexpected, duplicates) == (0, 0, 0), (
+        f"{lost} good rows lost, {unexpected} stored that were not sent, {duplicates} duplicates"
     )
+    assert len(quarantined) == len(bad_at), f"{len(quarantined)} quarantined of {len(bad_at)}"
+    assert with_reason == bad_at, "a bad value quarantined without its position or reason"
+    assert_candles_equal(actual, reference)
     record(
         "fuzz",
         "Kafka values -> Spark parser -> chDB",
@@ -167,15 +189,10 @@ def test_fuzzed_kafka_values_are_stored_or_quarantined_with_a_reason(
         bad_cases=len(bad_at),
         in_dlq_or_quarantine=len(with_reason),
         trades_stored=len(stored),
-        counters_match=counters_match,
-        crashes=0 if running else 1,
+        lost=lost,
+        duplicates=duplicates,
+        counters_match=len(quarantined) + len(stored) == len(values) + len(later),
+        candles_checked=len(reference),
+        crashes=len(crashes),
         seconds=round(seconds, 1),
     )
-    assert running
-    assert with_reason == bad_at
-    assert stored == {tuple(r) for r in expected.itertuples(index=False)}
-    assert counters_match
-    actual: dict[Any, Any] = {}
-    for symbol in sorted(set(expected["symbol"])):
-        actual.update(parse_candles_csv(render_candles(queries.candles(store, symbol), "csv")))
-    assert_candles_equal(actual, reference_candles(expected))

@@ -27,7 +27,7 @@ from tests.reliability.tls_certs import Certificates, make_certificates
 from tests.tools import need
 
 USER = "reader"
-PASSWORD = "R3ader-pw<&>:@/%"  # XML/URL/basic-auth specials; secret-scan: allow
+PASSWORD = "R3ader-pw<&>:@/%"  # pragma: allowlist secret (XML/URL/basic-auth specials)
 WRONG = "wrong-R3ader-pw"
 
 
@@ -61,6 +61,7 @@ def cli(tmp_path: Path, args: list[str], **env: str) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.row("security", "clickhouse user/password")
 def test_user_and_password_from_settings_reach_the_server(
     server: ClickHouseServer, tmp_path: Path
 ) -> None:
@@ -91,6 +92,7 @@ def test_user_and_password_from_settings_reach_the_server(
     )
 
 
+@pytest.mark.row("security", "clickhouse TLS")
 def test_https_is_verified_against_the_configured_ca(
     server: ClickHouseServer, certs: Certificates, make_settings: Any
 ) -> None:

@@ -13,7 +13,7 @@ from cryptolab.errors import ConfigError
 from cryptolab.settings import load_settings
 from tests.reliability.results import record
 
-SECRET = "Pw-" + 'with"quote\\and-backslash'
+SECRET = "Pw-" + 'with"quote\\and-backslash'  # pragma: allowlist secret (a test fixture)
 
 
 def test_sasl_ssl_scram_options_for_kafka_python_and_spark(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_sasl_ssl_scram_options_for_kafka_python_and_spark(tmp_path: Path) -> No
     assert spark["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
     assert spark["kafka.sasl.jaas.config"] == (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        'username="svc" password="Pw-with\\"quote\\\\and-backslash";'  # secret-scan: allow
+        'username="svc" password="Pw-with\\"quote\\\\and-backslash";'  # pragma: allowlist secret
     )
     assert spark["kafka.ssl.truststore.type"] == "PEM"
     assert spark["kafka.ssl.truststore.location"] == str(ca.resolve())
@@ -74,6 +74,7 @@ def test_inconsistent_kafka_security_is_a_clear_error(values: dict[str, Any], me
     assert SECRET not in str(caught.value)
 
 
+@pytest.mark.row("security", "kafka security settings")
 def test_security_needs_an_external_cluster_and_the_combinations_are_recorded() -> None:
     with pytest.raises(
         ConfigError, match="applies to an external cluster: set CRYPTOLAB_KAFKA_BOOTSTRAP"

@@ -27,7 +27,7 @@ from tests.e2e.helpers import environment
 from tests.reliability.results import record
 
 USER = "viewer"
-PASSWORD = "Dash-pw-x7Qz"  # a test fixture; secret-scan: allow
+PASSWORD = "Dash-pw-x7Qz"  # pragma: allowlist secret (a test fixture)
 
 
 def _get(url: str, auth: tuple[str, str] | None, data: bytes | None = None) -> tuple[int, Any]:
@@ -44,6 +44,7 @@ def _get(url: str, auth: tuple[str, str] | None, data: bytes | None = None) -> t
         return exc.code, exc.headers
 
 
+@pytest.mark.row("security", "dashboard basic auth")
 def test_every_route_needs_the_password(make_settings: Any) -> None:
     settings = make_settings(dash_port=free_port(), dash_user=USER, dash_password=PASSWORD)
     assert settings.dash_host == "127.0.0.1"  # the default
@@ -97,6 +98,7 @@ def test_every_route_needs_the_password(make_settings: Any) -> None:
     )
 
 
+@pytest.mark.row("security", "dashboard binding")
 def test_a_public_address_needs_a_password_or_an_explicit_opt_out(
     make_settings: Any, tmp_path: Path
 ) -> None:
@@ -165,6 +167,7 @@ print("statuses", status(None), status("{user}:" + settings.dash_password.get_se
 """
 
 
+@pytest.mark.row("security", "dashboard basic auth in a notebook")
 def test_the_notebook_dashboard_shows_with_a_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

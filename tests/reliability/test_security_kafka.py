@@ -28,9 +28,9 @@ from tests.reliability.sasl_broker import SaslBroker
 from tests.reliability.tls_certs import Certificates, make_certificates
 
 USER = "alice"
-PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # JAAS quoting; secret-scan: allow
+PASSWORD = 'Al1ce-kafka-Pw"quote\\slash'  # pragma: allowlist secret (JAAS quoting)
 WRONG = "not-alice-s-password"
-SCRAM_USER, SCRAM_PASSWORD = "bob", "B0b-scram-Pw-2026"  # secret-scan: allow
+SCRAM_USER, SCRAM_PASSWORD = "bob", "B0b-scram-Pw-2026"  # pragma: allowlist secret
 CREDENTIALS = {"PLAIN": (USER, PASSWORD), "SCRAM-SHA-256": (SCRAM_USER, SCRAM_PASSWORD)}
 ERROR_WITHIN_S = 10.0
 
@@ -86,6 +86,7 @@ def _stream_to_store(
     return job, stored
 
 
+@pytest.mark.row("security", "kafka SASL/{mechanism} credentials")
 @pytest.mark.parametrize("mechanism", sorted(CREDENTIALS))
 def test_producer_and_spark_use_the_sasl_credentials(
     spark: Any, sasl_broker: SaslBroker, make_settings: Any, mechanism: str
@@ -123,6 +124,7 @@ def test_producer_and_spark_use_the_sasl_credentials(
     )
 
 
+@pytest.mark.row("security", "kafka wrong password")
 def test_a_wrong_kafka_password_is_a_clear_quick_error(
     spark: Any, sasl_broker: SaslBroker, make_settings: Any
 ) -> None:
@@ -173,6 +175,7 @@ def test_a_wrong_kafka_password_is_a_clear_quick_error(
     )
 
 
+@pytest.mark.row("security", "kafka wrong SCRAM password")
 def test_a_wrong_scram_password_is_a_clear_quick_error(
     sasl_broker: SaslBroker, make_settings: Any
 ) -> None:
@@ -217,6 +220,7 @@ def test_plaintext_clients_cannot_use_the_sasl_listener(
         ensure_topics(settings, sasl_broker.sasl_bootstrap)
 
 
+@pytest.mark.row("security", "kafka password at -vv")
 def test_cli_at_debug_level_never_prints_the_kafka_password(
     sasl_broker: SaslBroker, tmp_path: Path
 ) -> None:
@@ -270,6 +274,7 @@ def test_cli_at_debug_level_never_prints_the_kafka_password(
     )
 
 
+@pytest.mark.row("security", "kafka SASL_SSL with a CA file")
 def test_sasl_ssl_with_the_ca_file_for_producer_and_spark(
     spark: Any, sasl_broker: SaslBroker, certs: Certificates, make_settings: Any
 ) -> None:

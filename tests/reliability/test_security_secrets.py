@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from cryptolab.bus.broker import free_port
 from tests.e2e.helpers import environment
 from tests.reliability.results import record
@@ -37,6 +39,7 @@ def leaks(text: str, secrets: list[str]) -> list[str]:
     return found
 
 
+@pytest.mark.row("security", "secrets masked")
 def test_secrets_never_appear_in_output_logs_or_errors(tmp_path: Path) -> None:
     dotenv_ch, dotenv_dash, compose_only = secret("chpw"), secret("dashpw"), secret("compose")
     env_kafka, url_password = secret("kafka"), secret("url")

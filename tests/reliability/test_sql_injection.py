@@ -4,14 +4,17 @@ A real store (chDB) holds the sample market (trades and 10 s candles); classic p
 through the command line (``query``, ``reconcile``, ``report``), the dashboard's HTTP callbacks
 (chart, tiles, URL parameters) and the notebook API (``cryptolab.lab`` / ``store.market`` /
 ``store.queries``). Each must end in a clear validation error or an empty result; afterwards
-the same tables hold the same rows.
+every table holds the same rows (row count and a checksum of the content) and no file was
+written (``INTO OUTFILE`` payloads).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ from cryptolab.store.schema import CANDLES_10S
 from tests.dash_http import chart_request
 from tests.reliability.results import record
 
+PWNED = Path(tempfile.gettempdir()) / f"cryptolab-pwned-{uuid.uuid4().hex[:8]}"
+"""A file an INTO OUTFILE payload would create (absolute, or relative to the engine)."""
 PAYLOADS = [
     "'; DROP TABLE trades; --",
     "BTCUSDT' OR 1=1 --",
@@ -46,7 +51,8 @@ PAYLOADS = [
     "{x:Identifier}",
     "`crypto`.`trades`",
     "1; ALTER TABLE trades DELETE WHERE 1",
-    "BTCUSDT' INTO OUTFILE '/tmp/cryptolab-pwned' --",
+    f"BTCUSDT' INTO OUTFILE '{PWNED}' --",
+    f"BTCUSDT' INTO OUTFILE '{PWNED.name}' --",
     "BTCUSDT' SETTINGS max_threads=1 --",
     "BTCUSDT/**/OR/**/1=1",
     "BTCUSDT%27%20OR%201%3D1",
@@ -86,24 +92,52 @@ def loaded(chdb_root: Path) -> Iterator[tuple[Store, Settings]]:
     store.close()
 
 
-def snapshot(store: Store) -> dict[str, int]:
-    """Every table of every database, with its row count (nothing may disappear or change)."""
+def snapshot(store: Store) -> dict[str, tuple[int, int]]:
+    """Every table of every database: its row count and a checksum of its content (the sum of
+    cityHash64 of every physical row as text, NULLs included; no FINAL). Nothing may disappear,
+    appear or change."""
     tables = store.query_rows(
         "SELECT database, name FROM system.tables WHERE database NOT IN "
         "('system', 'information_schema', 'INFORMATION_SCHEMA') AND engine NOT LIKE '%View%'"
     )
-    return {
-        f"{db}.{name}": int(store.query_rows(f"SELECT count() FROM `{db}`.`{name}`")[0][0])
-        for db, name in tables
-    }
+    result = {}
+    for db, name in tables:
+        count, checksum = store.query_rows(
+            f"SELECT count(), sum(cityHash64(toString(tuple(*)))) FROM `{db}`.`{name}`"
+        )[0]
+        result[f"{db}.{name}"] = (int(count), int(checksum))
+    return result
 
 
+def written_files(data_dir: Path) -> list[Path]:
+    """Files an INTO OUTFILE payload would have created: the absolute target, or a file of that
+    name in the engine's data directory (any depth) or the working directory."""
+    found = [PWNED] if PWNED.exists() else []
+    found += list(data_dir.rglob(f"{PWNED.name}*")) + list(Path.cwd().glob(f"{PWNED.name}*"))
+    return found
+
+
+def intact(store: Store, before: dict[str, tuple[int, int]], settings: Settings) -> str:
+    """Assert the store and the filesystem are untouched; say so with the numbers."""
+    after = snapshot(store)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tables changed: {[(k, before.get(k), after.get(k)) for k in changed]}"
+    files = written_files(settings.data_dir)
+    assert not files, f"a payload wrote files: {files}"
+    rows, checksum = after[f"{store.database}.trades"]
+    return (
+        f"{len(after)} tables with the same row count and content checksum before and after "
+        f"(trades: {rows:,} rows, checksum {checksum:#x}); no file written ({PWNED.name} absent)"
+    )
+
+
+@pytest.mark.row("security", "sql injection: command line")
 def test_command_line_parameters(
     loaded: tuple[Store, Settings], monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     store, settings = loaded
     before = snapshot(store)
-    assert before[f"{store.database}.trades"] > 10_000
+    assert before[f"{store.database}.trades"][0] > 10_000
     monkeypatch.setenv("CRYPTOLAB_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("CRYPTOLAB_CLICKHOUSE_DATABASE", store.database)
     outcomes = Outcomes(Counter())
@@ -136,8 +170,7 @@ def test_command_line_parameters(
         f"SELECT count() FROM {store.table(CANDLES_10S)} FINAL WHERE symbol = 'BTCUSDT'"
     )[0][0]
     assert len(rows) - 1 == btc > 0  # header + every BTCUSDT candle
-    after = snapshot(store)
-    assert after == before
+    unchanged = intact(store, before, settings)
     record(
         "security",
         "sql injection: command line",
@@ -145,9 +178,7 @@ def test_command_line_parameters(
         "--since/--until, report --symbol",
         cases=outcomes.total,
         observed=f"{len(PAYLOADS)} payloads, {outcomes.total} commands: "
-        f"{outcomes.counts['validation error']} exit 2 with one line; tables intact "
-        f"({len(after)}), trades before/after {before[f'{store.database}.trades']} / "
-        f"{after[f'{store.database}.trades']}",
+        f"{outcomes.counts['validation error']} exit 2 with one line; {unchanged}",
     )
 
 
@@ -211,6 +242,7 @@ def _candles_shown(answer: dict[str, Any]) -> int:
     return sum(len(t.get("x") or []) for t in traces)
 
 
+@pytest.mark.row("security", "sql injection: dashboard")
 def test_dashboard_callbacks_over_http(loaded: tuple[Store, Settings]) -> None:
     from cryptolab.dashboard.server import DashServer
 
@@ -256,8 +288,7 @@ def test_dashboard_callbacks_over_http(loaded: tuple[Store, Settings]) -> None:
         assert code == 200 and _candles_shown(answer) > 0  # the dashboard still works
     finally:
         server.stop()
-    after = snapshot(store)
-    assert after == before
+    unchanged = intact(store, before, settings)
     record(
         "security",
         "sql injection: dashboard",
@@ -266,12 +297,11 @@ def test_dashboard_callbacks_over_http(loaded: tuple[Store, Settings]) -> None:
         cases=outcomes.total,
         observed=f"{len(PAYLOADS)} payloads, {outcomes.total} requests: HTTP "
         + ", ".join(f"{k}x{v}" for k, v in sorted(statuses.items()))
-        + f"; candles shown for payloads {shown}; tables intact ({len(after)}), candles "
-        f"before/after {before[f'{store.database}.{CANDLES_10S}']} / "
-        f"{after[f'{store.database}.{CANDLES_10S}']}",
+        + f"; candles shown for payloads {shown}; {unchanged}",
     )
 
 
+@pytest.mark.row("security", "sql injection: notebook API")
 def test_notebook_api(loaded: tuple[Store, Settings], make_settings: Any) -> None:
     store, settings = loaded
     before = snapshot(store)
@@ -309,8 +339,7 @@ def test_notebook_api(loaded: tuple[Store, Settings], make_settings: Any) -> Non
     assert len(market.trades(store, "BTCUSDT", limit=5)) == 5  # still answering
     with pytest.raises(StoreError, match="must be letters, digits and underscores"):
         open_store(make_settings(clickhouse_url="http://u@127.0.0.1:1/crypto%60%3B%20DROP"))
-    after = snapshot(store)
-    assert after == before
+    unchanged = intact(store, before, settings)
     record(
         "security",
         "sql injection: notebook API",
@@ -319,5 +348,5 @@ def test_notebook_api(loaded: tuple[Store, Settings], make_settings: Any) -> Non
         cases=outcomes.total,
         observed=f"{len(PAYLOADS)} payloads, {outcomes.total} calls: "
         f"{outcomes.counts['empty result']} empty results, {outcomes.counts['clear error']} "
-        f"clear errors; tables intact ({len(after)}), rows unchanged",
+        f"clear errors; {unchanged}",
     )

@@ -104,7 +104,7 @@ def test_sample_tape_resolves_and_missing_tapes_say_so(tmp_path: Path) -> None:
 
 
 def test_store_urls_are_shown_without_passwords() -> None:
-    assert _safe_url("http://me:s3cret@ch.example:8123/crypto") == (  # secret-scan: allow
+    assert _safe_url("http://me:s3cret@ch.example:8123/crypto") == (  # pragma: allowlist secret
         "http://me:***@ch.example:8123/crypto"
     )
     assert _safe_url("chdb:///data/clickhouse") == "chdb:///data/clickhouse"

@@ -12,13 +12,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "cryptolab"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cryptolab.errors", "cryptolab.redact", "cryptolab.data"),
+    ("cryptolab.errors", "cryptolab.redact", "cryptolab.data", "cryptolab.closing"),
     (
         "cryptolab.settings",
         "cryptolab.model",
         "cryptolab.frames",
         "cryptolab.jvm",
         "cryptolab.times",
+        "cryptolab.symbols",
+        "cryptolab.access",
+        "cryptolab.pids",
     ),
     ("cryptolab.feeds", "cryptolab.bus", "cryptolab.store"),
     ("cryptolab.streaming", "cryptolab.dashboard", "cryptolab.batch"),

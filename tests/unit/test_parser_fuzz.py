@@ -1,6 +1,8 @@
 """Property tests of the feed parser: whatever arrives, the producer gets a Trade or a FrameError
 with a reason — never another exception — and a Trade is always exactly the frame's values, for
-exactly the frames the independent classification (tests/reliability/frames.py) calls good."""
+exactly the frames the independent classification (tests/reliability/frames.py) calls good.
+Under CI (the "ci" hypothesis profile, tests/conftest.py) the examples are derandomized: the
+same on every run, so a failure reproduces."""
 
 import json
 from decimal import Decimal
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from cryptolab.errors import FrameError
 from cryptolab.model import MAX_DECIMAL, Trade, parse_frame, parse_frames
 from tests.reliability.frames import classify_frame, expected_trade, frames
+from tests.tools import in_ci
 
 
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,3 +112,12 @@ def test_a_batch_gives_exactly_what_each_frame_gives_alone(
         batch.insert(min(index, len(batch)), frame)
     got = [r.reason if isinstance(r, FrameError) else r for r in parse_frames(batch, 1)]
     assert got == _one_by_one(batch)
+
+
+def test_property_tests_draw_the_same_examples_under_ci() -> None:
+    """Under CI (tests/conftest.py loads the "ci" profile) every @given test is derandomized, so a
+    CI failure reproduces; locally they explore new examples on each run."""
+    assert settings.get_profile("ci").derandomize is True
+    assert settings.get_profile("ci").database is None
+    default = settings.default
+    assert default is not None and default.derandomize is in_ci()

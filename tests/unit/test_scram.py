@@ -13,7 +13,7 @@ SERVER_FIRST = (
 )
 CLIENT_FINAL = (
     b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-    b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="  # secret-scan: allow (RFC 7677 example)
+    b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="  # pragma: allowlist secret (RFC 7677 example)
 )
 
 

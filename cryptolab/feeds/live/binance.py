@@ -144,6 +144,7 @@ class BinanceFeed:
             rotate_after=settings.feed_rotate_seconds,
             silence_timeout=settings.feed_silence_seconds,
             max_gap=settings.backfill_max_trades,
+            time_unit=settings.binance_time_unit,
         )
         state = (settings.data_dir / STATE_FILE).resolve() if persist else None
         return cls(
@@ -188,7 +189,7 @@ class BinanceFeed:
         loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
             budget = WeightBudget(config.rest_weight_limit, share=config.rest_weight_share)
-            rest = RestClient(session, self.rest_url, counters, budget)
+            rest = RestClient(session, self.rest_url, counters, budget, config.time_unit)
             jobs: asyncio.Queue[BackfillJob] = asyncio.Queue()
             sequencer = Sequencer(
                 self.state.load(self.symbols), emit, jobs.put_nowait, counters, config.max_gap

@@ -21,14 +21,17 @@ from cryptolab.frames import is_server_shutdown
 log = logging.getLogger(__name__)
 
 
-def stream_url(base_url: str, symbols: Sequence[str]) -> str:
-    """Combined-stream URL for the ``@trade`` streams of ``symbols`` (lowercased)."""
+def stream_url(base_url: str, symbols: Sequence[str], time_unit: str = "MILLISECOND") -> str:
+    """Combined-stream URL for the ``@trade`` streams of ``symbols`` (lowercased); with
+    ``time_unit="MICROSECOND"`` Binance's opt-in ``timeUnit=MICROSECOND`` (``E`` and ``T`` in
+    µs; milliseconds, the default, add nothing)."""
     if not symbols:
         raise ValueError("at least one symbol is required")
     if len(symbols) > MAX_STREAMS_PER_CONNECTION:
         raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
     streams = "/".join(f"{s.lower()}@trade" for s in symbols)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+    unit = "" if time_unit == "MILLISECOND" else f"&timeUnit={time_unit}"
+    return f"{base_url.rstrip('/')}/stream?streams={streams}{unit}"
 
 
 @dataclass

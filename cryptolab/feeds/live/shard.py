@@ -48,7 +48,7 @@ class Shard:
         attempts: AttemptLimiter,
     ) -> None:
         self.index = index
-        self.url = stream_url(ws_url, symbols)
+        self.url = stream_url(ws_url, symbols, config.time_unit)
         self.symbols = tuple(s.upper() for s in symbols)
         self.session = session
         self.sequencer = sequencer

@@ -9,6 +9,9 @@
 - ``GET /api/v3/historicalTrades?symbol=&fromId=&limit=``: the trades the replay has already
   reached (withheld ones included), in Binance's REST format, weight 25 against a per-minute
   limit, answered with ``429`` and ``Retry-After`` beyond it.
+- Times in milliseconds, or microseconds for a client that asks like Binance's opt-in
+  (``&timeUnit=MICROSECOND`` on the stream, ``X-MBX-TIME-UNIT: MICROSECOND`` on REST), whatever
+  unit the tape holds (:mod:`cryptolab.feeds.server.tapes`).
 
 Playback starts once a client has stayed connected for ``start_hold`` seconds (so a quick
 connectivity probe does not start it), or at once with ``start_now``. After the tape ends,
@@ -34,7 +37,7 @@ from aiohttp import WSMsgType, web
 from cryptolab.errors import CryptolabError
 from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION
 from cryptolab.feeds.server.faults import Faults, ServerStats, Withhold
-from cryptolab.feeds.server.tapes import ServerTape
+from cryptolab.feeds.server.tapes import MICROSECOND, MILLISECOND, ServerTape
 from cryptolab.feeds.tapes.tape import read_frames
 from cryptolab.frames import server_shutdown_frame
 
@@ -52,6 +55,7 @@ class _Client:
     request: web.Request
     streams: frozenset[str]
     opened: float
+    time_unit: str = MILLISECOND
     stalled: bool = False
     awaiting: dict[bytes, float] = field(default_factory=dict)
     incoming: deque[float] = field(default_factory=deque)
@@ -166,11 +170,11 @@ class ReplayServer:
         await self._wait_started()
         loop = asyncio.get_running_loop()
         origin: tuple[float, int] | None = None
-        for n, (event_time, text, stream, key) in enumerate(self.tape.frames):
+        for n, (event_time, _text, stream, key) in enumerate(self.tape.frames):
             if self.speed is not None and event_time is not None:
                 if origin is None:
                     origin = (loop.time(), event_time)
-                due = origin[0] + (event_time - origin[1]) / 1000.0 / self.speed
+                due = origin[0] + (event_time - origin[1]) / 1e6 / self.speed
                 if (delay := due - loop.time()) > 0:
                     await asyncio.sleep(delay)
             elif n % 200 == 0:
@@ -180,18 +184,19 @@ class ReplayServer:
                 if self._is_withheld(*key):
                     self.stats.withheld += 1
                     continue
-            await self._broadcast(text, stream)
+            await self._broadcast(n, stream)
         self.finished.set()
         log.info("replay finished frames=%d", len(self.tape.frames))
 
     def _is_withheld(self, symbol: str, trade_id: int) -> bool:
         return any(s == symbol and a <= trade_id <= b for s, a, b in self._withheld)
 
-    async def _broadcast(self, text: str | bytes, stream: str | None) -> None:
+    async def _broadcast(self, number: int, stream: str | None) -> None:
         for client in list(self._clients):
             if client.stalled or client.ws.closed:
                 continue
             if stream is None or stream in client.streams:
+                text = self.tape.text_in(number, client.time_unit)
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     if isinstance(text, bytes):  # a binary message (a fault to inject)
                         await client.ws.send_bytes(text)
@@ -255,10 +260,13 @@ class ReplayServer:
             return _json(
                 {"code": -1, "msg": f"1 to {MAX_STREAMS_PER_CONNECTION} streams required"}, 400
             )
+        unit = _time_unit(request.query.get("timeUnit"))
+        if unit is None:
+            return _json({"code": -1, "msg": "timeUnit must be MILLISECOND or MICROSECOND"}, 400)
         ws = web.WebSocketResponse(autoping=False, heartbeat=None, max_msg_size=1 << 16)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
-        client = _Client(ws, request, frozenset(streams), loop.time())
+        client = _Client(ws, request, frozenset(streams), loop.time(), unit)
         self._clients.add(client)
         self.stats.connections += 1
         self.stats.open += 1
@@ -357,7 +365,18 @@ class ReplayServer:
             return _json({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
         if not 1 <= limit <= 1000:
             return _json({"code": -1100, "msg": "limit must be 1..1000"}, 400, headers)
-        return _json(self.tape.history(symbol, start, limit), headers=headers)
+        unit = _time_unit(request.headers.get("X-MBX-TIME-UNIT"))
+        if unit is None:
+            return _json({"code": -1100, "msg": "Invalid time unit."}, 400, headers)
+        return _json(self.tape.history(symbol, start, limit, unit), headers=headers)
+
+
+def _time_unit(value: str | None) -> str | None:
+    """Binance's ``timeUnit``: absent = milliseconds; MILLISECOND or MICROSECOND in any case."""
+    if value is None:
+        return MILLISECOND
+    unit = value.strip().upper()
+    return unit if unit in (MILLISECOND, MICROSECOND) else None
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
