@@ -339,7 +339,8 @@ class StreamingJob:
         return report
 
     def stop(self, grace_seconds: float = 15.0) -> None:
-        """Stop both queries, each between micro-batches when possible (no half-written batch)."""
+        """Stop both queries, each between micro-batches when possible (no half-written batch),
+        then record the progress of every batch the metrics listener has not received yet."""
         for name, query in self.queries.items():
             deadline = time.monotonic() + grace_seconds
             while query.isActive and query.status.get("isTriggerActive"):
@@ -351,4 +352,5 @@ class StreamingJob:
             except Exception as exc:  # stopping must go on for the other query
                 log.warning("stopping query %s failed error=%r", name, exc)
         if self.metrics is not None:
+            self.metrics.flush(list(self.queries.values()))
             self.spark.streams.removeListener(self.metrics)

@@ -2,12 +2,19 @@
 
 A StreamingQueryListener runs in the driver; each progress report becomes one row: input rate,
 processing rate, batch duration, watermark, rows dropped as late, state size.
+
+Spark delivers progress events to listeners asynchronously, after the query has already
+published the same progress as ``lastProgress``: a job stopped right after it caught up would
+lose the events still queued for the listener. :meth:`MetricsRecorder.flush` records, from each
+query's own ``recentProgress``, every batch the listener has not recorded yet; the job calls it
+when it stops, before removing the listener. Each (run, batch) is recorded once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -70,18 +77,47 @@ class MetricsRecorder(StreamingQueryListener):
         self.store = store
         self.query_names = query_names
         self.dropped_late = 0
+        self._lock = threading.Lock()
+        self._last_batch: dict[str, int] = {}  # run id -> last batch id recorded
+
+    def record(self, progress: dict[str, Any]) -> bool:
+        """Record one progress report (a StreamingQueryProgress as its JSON dict) unless it is
+        another query's or its batch is already recorded; True when a row was written.
+
+        A query's progress reports come in batch order (from the listener and from
+        ``recentProgress`` alike), so a batch id at or below the run's last recorded one has
+        been recorded already."""
+        if progress.get("name") not in self.query_names:
+            return False
+        row = progress_row(progress)
+        with self._lock:
+            if row["batch_id"] <= self._last_batch.get(row["run_id"], -1):
+                return False
+            self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist([row], _SCHEMA))
+            self._last_batch[row["run_id"]] = row["batch_id"]
+            self.dropped_late += row["rows_dropped_by_watermark"]
+        return True
+
+    def flush(self, queries: list[Any]) -> int:
+        """Record what the listener has not yet of each query's ``recentProgress`` (call once
+        the queries are stopped); return the number of rows written."""
+        written = 0
+        for query in queries:
+            try:
+                for progress in query.recentProgress:
+                    written += self.record(json.loads(progress.json))
+            except Exception as exc:  # same rule as the listener: never break the stop
+                log.warning("recording the last streaming progress failed error=%r", exc)
+        if written:
+            log.debug("recorded %d progress reports the listener had not delivered", written)
+        return written
 
     def onQueryStarted(self, event: Any) -> None:
         pass
 
     def onQueryProgress(self, event: Any) -> None:
         try:
-            progress = json.loads(event.progress.json)
-            if progress.get("name") not in self.query_names:
-                return
-            row = progress_row(progress)
-            self.dropped_late += row["rows_dropped_by_watermark"]
-            self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist([row], _SCHEMA))
+            self.record(json.loads(event.progress.json))
         except Exception as exc:  # a metrics failure must not stop the pipeline; say so loudly
             log.warning("recording streaming progress failed error=%r", exc)
 
