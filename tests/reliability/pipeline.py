@@ -272,7 +272,7 @@ def verify_store(env: dict[str, str], tape: Path, symbols: list[str]) -> dict[st
     assert messages == len(published), f"{messages - len(published)} duplicate messages in Kafka"
     assert counts["lost"] == 0 and counts["stored_not_published"] == 0, (
         f"lost {counts['lost']} published trades; {counts['stored_not_published']} stored "
-        f"trades were never published: {counts}"
+        f"trades were never published\n{counts}"
     )
     assert counts["duplicates"] == 0, f"{counts['duplicates']} physical duplicate trade rows"
     assert differing == 0, f"{differing} stored trades differ from the tape"
