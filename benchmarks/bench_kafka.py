@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from benchmarks.common import Result
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import ensure_topics
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.settings import load_settings
 
 

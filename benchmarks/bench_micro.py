@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from benchmarks.common import Result, best_of_interleaved
 from cryptolab.bus.producer import BATCH_FRAMES
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.model import parse_frame, parse_frames
 from cryptolab.settings import load_settings
 from cryptolab.store import open_store

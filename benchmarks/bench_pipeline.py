@@ -22,8 +22,8 @@ from benchmarks.common import Result, median, percentile
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.feeds.source import Source
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import replay
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import replay
 from cryptolab.settings import Settings, load_settings
 from cryptolab.stack import Stack
 from cryptolab.store import open_store

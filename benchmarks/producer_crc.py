@@ -28,7 +28,7 @@ from kafka.record._crc32c import crc as crc32c_python
 
 from benchmarks.bench_kafka import publish_rate
 from cryptolab.bus.broker import LocalBroker
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.settings import load_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"

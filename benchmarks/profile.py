@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.settings import load_settings
 
 

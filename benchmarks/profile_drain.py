@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.settings import Settings, load_settings
 from cryptolab.streaming import job
 from cryptolab.streaming.session import create_spark

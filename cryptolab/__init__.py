@@ -3,8 +3,10 @@
 Binance WebSocket -> producer -> Kafka -> Spark Structured Streaming -> ClickHouse -> Dash.
 """
 
+from importlib.metadata import version
+
 from cryptolab.errors import CryptolabError
 from cryptolab.settings import Settings, load_settings
 
 __all__ = ["CryptolabError", "Settings", "load_settings"]
-__version__ = "0.1.0"
+__version__ = version("cryptolab")

@@ -8,12 +8,11 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -22,10 +21,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from cryptolab import redact
 from cryptolab.errors import ConfigError
+from cryptolab.redact import mask_url
 
 ENV_PREFIX = "CRYPTOLAB_"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 
 
 class _OwnDotEnv(DotEnvSettingsSource):
@@ -63,43 +66,73 @@ class Settings(BaseSettings):
         Path("data"), description="local state: broker log, chDB data, checkpoints"
     )
     cache_dir: Path = Field(
-        Path.home() / ".cache" / "cryptolab", description="downloaded JVM jars (Ivy cache)"
+        Path.home() / ".cache" / "cryptolab",
+        description="downloaded JVM jars (Ivy cache) and other downloads",
     )
-    symbols: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SYMBOLS, description="A,B,C")
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_SYMBOLS, description="symbols of the live feed, comma-separated (BTCUSDT,ETHUSDT)"
+    )
 
     # Kafka
     kafka_bootstrap: str | None = Field(None, description="external cluster; unset = local broker")
-    kafka_port: int = Field(0, ge=0, le=65535, description="local broker port; 0 = pick a free one")
+    kafka_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="local broker port; 0 = the port of the last run if free, else any free port",
+    )
     kafka_version: str = Field("4.1.1", description="Apache Kafka version of the local broker")
     kafka_heap: str = Field("512m", description="-Xmx of the local broker JVM")
-    topic: str = Field("binance_trades", min_length=1)
-    dlq_topic: str = Field("binance_trades_dlq", min_length=1)
-    topic_partitions: int = Field(3, ge=1)
+    topic: str = Field(
+        "binance_trades", min_length=1, description="Kafka topic of normalized trades"
+    )
+    dlq_topic: str = Field(
+        "binance_trades_dlq", min_length=1, description="dead-letter topic: bad frames + reason"
+    )
+    topic_partitions: int = Field(3, ge=1, description="partitions of the trades topic")
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replicas of the topics cryptolab creates; unset = the cluster's "
+        "default.replication.factor",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="of CRYPTOLAB_KAFKA_BOOTSTRAP (the local broker is PLAINTEXT)"
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = Field(None, min_length=1)
-    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = Field(None, min_length=1, description="SASL user")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
     kafka_ssl_cafile: Path | None = Field(None, description="PEM CA bundle of the brokers")
 
     # Spark
     spark_master: str = Field("local[*]", description="local[*] or spark://host:7077")
     trigger_seconds: float = Field(1.0, gt=0, description="micro-batch trigger interval")
     watermark_seconds: float = Field(5.0, ge=0, description="event-time lateness allowed")
-    shuffle_partitions: int = Field(2, ge=1)
-    max_offsets_per_trigger: int | None = Field(None, ge=1)
-    starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
+    shuffle_partitions: int = Field(2, ge=1, description="spark.sql.shuffle.partitions")
+    max_offsets_per_trigger: int | None = Field(
+        None, ge=1, description="cap on Kafka records per micro-batch; unset = no cap"
+    )
+    starting_offsets: str = Field(
+        "earliest",
+        pattern="^(earliest|latest)$",
+        description="where a new checkpoint starts reading the topic: earliest or latest",
+    )
 
     # ClickHouse
     clickhouse_url: str | None = Field(
         None, description="chdb:///path or http(s)://user@host:8123/db"
     )
-    clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_database: str = Field(
+        "crypto",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="database (chdb://, or an http URL without a path)",
+    )
     clickhouse_user: str | None = Field(
         None, min_length=1, description="user when the URL names none (default: default)"
     )
-    clickhouse_password: SecretStr | None = None
+    clickhouse_password: SecretStr | None = Field(None, description="ClickHouse password (secret)")
     clickhouse_verify: bool = Field(True, description="https: verify the server certificate")
     clickhouse_ca_cert: Path | None = Field(None, description="https: PEM CA of the server")
     store_retry_seconds: float = Field(
@@ -115,9 +148,18 @@ class Settings(BaseSettings):
     candles_ttl_days: int = Field(0, ge=0, description="delete 10 s candles older than this")
 
     # Binance
-    binance_ws_url: str = "wss://stream.binance.com:9443"
-    binance_rest_url: str = "https://api.binance.com"
-    connect_timeout_seconds: float = Field(10.0, gt=0)
+    binance_ws_url: str = Field(
+        "wss://stream.binance.com:9443",
+        description="WebSocket base; /stream?streams=... is appended",
+    )
+    binance_rest_url: str = Field("https://api.binance.com", description="REST base (backfill)")
+    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        "MILLISECOND",
+        description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",
+    )
+    connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="how long to wait for Binance before falling back to replay"
+    )
     feed_rotate_seconds: float = Field(
         23.5 * 3600, gt=0, description="switch to a fresh connection after this long (cut: 24 h)"
     )
@@ -129,15 +171,24 @@ class Settings(BaseSettings):
     )
 
     # Dashboard
-    dash_host: str = "127.0.0.1"
-    dash_port: int = Field(8050, ge=1, le=65535)
-    dash_user: str = Field("cryptolab", min_length=1, pattern=r"^[^:]+$")
+    dash_host: str = Field(
+        "127.0.0.1", description="dashboard address; non-loopback needs CRYPTOLAB_DASH_PASSWORD"
+    )
+    dash_port: int = Field(8050, ge=1, le=65535, description="dashboard port")
+    dash_user: str = Field(
+        "cryptolab", min_length=1, pattern=r"^[^:]+$", description="dashboard basic-auth user"
+    )
     dash_password: SecretStr | None = Field(
-        None, description="basic auth on every dashboard route when set"
+        None, description="basic auth on every dashboard route when set (secret)"
     )
     dash_allow_no_auth: bool = Field(
         False, description="allow a non-loopback dash_host without a password (behind a proxy)"
     )
+
+    @field_validator("binance_time_unit", mode="before")
+    @classmethod
+    def _upper_time_unit(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -151,10 +202,62 @@ class Settings(BaseSettings):
                 raise ValueError(f"symbol {symbol!r} must be letters and digits, like BTCUSDT")
         return symbols
 
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        """Kafka security settings that do not go together fail here, saying what to set.
+        (ConfigError is not a ValueError, so pydantic passes it through unchanged.)"""
+        protocol = self.kafka_security_protocol
+        sasl_set = [
+            name
+            for name, value in (
+                ("CRYPTOLAB_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                ("CRYPTOLAB_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("CRYPTOLAB_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            )
+            if value is not None
+        ]
+        if protocol in SASL_PROTOCOLS:
+            missing = [
+                name
+                for name in (
+                    "CRYPTOLAB_KAFKA_SASL_MECHANISM",
+                    "CRYPTOLAB_KAFKA_SASL_USERNAME",
+                    "CRYPTOLAB_KAFKA_SASL_PASSWORD",
+                )
+                if name not in sasl_set
+            ]
+            if missing:
+                raise ConfigError(
+                    f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)} "
+                    "(mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                )
+        elif sasl_set:
+            raise ConfigError(
+                f"{', '.join(sasl_set)} set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol}: "
+                "set it to SASL_SSL (or SASL_PLAINTEXT on a trusted network), or unset the SASL "
+                "settings"
+            )
+        if self.kafka_ssl_cafile is not None:
+            if protocol not in SSL_PROTOCOLS:
+                raise ConfigError(
+                    f"CRYPTOLAB_KAFKA_SSL_CAFILE is set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL="
+                    f"{protocol}: use SSL or SASL_SSL"
+                )
+            if not self.kafka_ssl_cafile.is_file():
+                raise ConfigError(
+                    f"CRYPTOLAB_KAFKA_SSL_CAFILE={self.kafka_ssl_cafile} is not a file "
+                    "(a PEM file with the CA certificate(s) of the brokers)"
+                )
+        if protocol != "PLAINTEXT" and not self.kafka_bootstrap:
+            raise ConfigError(
+                f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} applies to an external cluster: "
+                "set CRYPTOLAB_KAFKA_BOOTSTRAP=host:port (the local broker cryptolab starts is "
+                "PLAINTEXT on 127.0.0.1)"
+            )
+        return self
+
     def __repr_args__(self) -> Any:
         """``repr``/``str`` with SecretStr masked (pydantic) and URL passwords masked too."""
-        from cryptolab.redact import mask_url
-
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if isinstance(value, str) and "://" in value else value
 
@@ -218,11 +321,7 @@ def load_settings(**overrides: Any) -> Settings:
             for name, err in zip(names, exc.errors(), strict=True)
         )
         raise ConfigError(f"invalid settings: {problems}") from None
-    from cryptolab import redact
-    from cryptolab.bus.security import check_kafka_security
-
     redact.register(*settings.secret_values())
-    check_kafka_security(settings)
     return settings
 
 
@@ -240,8 +339,3 @@ def require_writable_dir(path: Path, setting: str) -> Path:
             f"{setting} at a writable place with free space, or fix its permissions"
         ) from exc
     return path
-
-
-def python_for_workers() -> str:
-    """The interpreter Spark's Python workers must run (the one running cryptolab)."""
-    return sys.executable

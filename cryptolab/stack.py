@@ -19,7 +19,7 @@ from typing import Any
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.errors import CryptolabError, StreamingError
+from cryptolab.errors import CryptolabError
 from cryptolab.feeds.source import Source
 from cryptolab.model import WINDOW_SECONDS
 from cryptolab.settings import Settings, require_writable_dir
@@ -297,18 +297,7 @@ class Stack:
         assert self.job is not None
         target = end_offsets(self.status.bootstrap, self.settings.topic, self.settings)
         log.info("draining: waiting for spark to reach offsets %s", target)
-        deadline = time.monotonic() + timeout
-        last_report = time.monotonic()
-        while not self.job.caught_up(target):
-            if time.monotonic() > deadline:
-                raise StreamingError(
-                    f"spark did not catch up with Kafka within {timeout:.0f} s: "
-                    f"processed={self.job.processed()} target={target}"
-                )
-            if time.monotonic() - last_report >= 5:
-                last_report = time.monotonic()
-                log.info("draining processed=%s target=%s", self.job.processed(), target)
-            time.sleep(0.2)
+        self.job.wait_caught_up(target, timeout)
         if self.settings.reconcile_every_seconds:
             self.final_reconcile()
         self.status.drained = True

@@ -21,7 +21,7 @@ from typing import Any
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.bus.producer import ProducerStats, TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.errors import BrokerError, StreamingError
+from cryptolab.errors import BrokerError
 from cryptolab.feeds.source import Source
 from cryptolab.settings import Settings
 from cryptolab.store import open_store
@@ -98,18 +98,12 @@ def run_streaming(
 
 
 def _wait(job: Any, stop: threading.Event, target: dict[int, int] | None, timeout: float) -> None:
-    started = last_report = time.monotonic()
+    if target is not None:
+        job.wait_caught_up(target, timeout, stop)
+        return
+    last_report = time.monotonic()
     while not stop.is_set():
         job.raise_if_failed()
-        if target is not None:
-            if job.caught_up(target):
-                log.info("caught up with offsets %s", target)
-                return
-            if time.monotonic() - started > timeout:
-                raise StreamingError(
-                    f"spark did not catch up with Kafka within {timeout:.0f} s: "
-                    f"processed={job.processed()} target={target}"
-                )
         if time.monotonic() - last_report >= REPORT_EVERY_S:
             last_report = time.monotonic()
             log.info("streaming processed=%s", job.processed())

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from cryptolab.feeds.synth import DEFAULT_START_MS, synth_frames
+from cryptolab.feeds.tapes.synth import DEFAULT_START_MS, synth_frames
 
 OUT = Path(__file__).resolve().parents[1] / "cryptolab" / "data" / "sample_market.jsonl.gz"
 SECONDS = 1800

@@ -9,8 +9,8 @@
   client (the producer, the topic helpers, ``cryptolab doctor``);
 * :func:`spark_kafka_options`: ``kafka.*`` options of Spark's Kafka source (the streaming job).
 
-:func:`check_kafka_security` rejects inconsistent combinations with a :class:`ConfigError` that
-says what to set; :func:`explain_kafka_failure` turns kafka-python's "Unable to bootstrap" after
+Inconsistent combinations never get here: :class:`cryptolab.settings.Settings` rejects them
+when it is built. :func:`explain_kafka_failure` turns kafka-python's "Unable to bootstrap" after
 an authentication failure into an error naming the user and the settings to check.
 """
 
@@ -21,67 +21,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from cryptolab.errors import BrokerError, ConfigError
-from cryptolab.settings import Settings
+from cryptolab.errors import BrokerError
+from cryptolab.settings import SASL_PROTOCOLS, SSL_PROTOCOLS, Settings
 
-SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
-SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 _LOGIN_MODULES = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
     "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
     "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
 }
-
-
-def check_kafka_security(settings: Settings) -> None:
-    """Raise ConfigError when the Kafka security settings do not go together."""
-    protocol = settings.kafka_security_protocol
-    sasl_set = [
-        name
-        for name, value in (
-            ("CRYPTOLAB_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
-            ("CRYPTOLAB_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
-            ("CRYPTOLAB_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
-        )
-        if value is not None
-    ]
-    if protocol in SASL_PROTOCOLS:
-        missing = [
-            name
-            for name in (
-                "CRYPTOLAB_KAFKA_SASL_MECHANISM",
-                "CRYPTOLAB_KAFKA_SASL_USERNAME",
-                "CRYPTOLAB_KAFKA_SASL_PASSWORD",
-            )
-            if name not in sasl_set
-        ]
-        if missing:
-            raise ConfigError(
-                f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)} "
-                "(mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
-            )
-    elif sasl_set:
-        raise ConfigError(
-            f"{', '.join(sasl_set)} set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol}: set it "
-            "to SASL_SSL (or SASL_PLAINTEXT on a trusted network), or unset the SASL settings"
-        )
-    if settings.kafka_ssl_cafile is not None:
-        if protocol not in SSL_PROTOCOLS:
-            raise ConfigError(
-                f"CRYPTOLAB_KAFKA_SSL_CAFILE is set but CRYPTOLAB_KAFKA_SECURITY_PROTOCOL="
-                f"{protocol}: use SSL or SASL_SSL"
-            )
-        if not settings.kafka_ssl_cafile.is_file():
-            raise ConfigError(
-                f"CRYPTOLAB_KAFKA_SSL_CAFILE={settings.kafka_ssl_cafile} is not a file "
-                "(a PEM file with the CA certificate(s) of the brokers)"
-            )
-    if protocol != "PLAINTEXT" and not settings.kafka_bootstrap:
-        raise ConfigError(
-            f"CRYPTOLAB_KAFKA_SECURITY_PROTOCOL={protocol} applies to an external cluster: set "
-            "CRYPTOLAB_KAFKA_BOOTSTRAP=host:port (the local broker cryptolab starts is PLAINTEXT "
-            "on 127.0.0.1)"
-        )
 
 
 def _password(settings: Settings) -> str:
@@ -92,7 +39,6 @@ def _password(settings: Settings) -> str:
 def kafka_python_options(settings: Settings) -> dict[str, Any]:
     """Security keyword arguments for ``KafkaProducer`` / ``KafkaConsumer`` /
     ``KafkaAdminClient``; empty for PLAINTEXT."""
-    check_kafka_security(settings)
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}
@@ -117,7 +63,6 @@ def _jaas_quote(value: str) -> str:
 def spark_kafka_options(settings: Settings) -> dict[str, str]:
     """``kafka.*`` options of Spark's Kafka source (passed to its consumer and admin client);
     empty for PLAINTEXT."""
-    check_kafka_security(settings)
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}

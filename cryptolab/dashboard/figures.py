@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from dash import Patch
+
+from cryptolab.times import epoch_ms
 
 UP = "#26a69a"
 DOWN = "#ef5350"
@@ -190,19 +191,14 @@ def _volume(name: str, x: list[Any], y: list[Any], color: str) -> dict[str, Any]
     }
 
 
-_EPOCH_DT = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
 def row_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
     """:func:`columns` of a few rows of ``queries.CHART_COLUMNS`` (a live tick), with the same
     values, without a DataFrame (pandas costs more than the rows for two candles)."""
-    starts = [r[0] if r[0].tzinfo else r[0].replace(tzinfo=UTC) for r in rows]
     volume = [float(r[6]) for r in rows]
     buys = [float(r[7]) for r in rows]
     vwap = np.round(np.array([float(r[5]) for r in rows], dtype=float), 8)
     return {
-        "x": [(s - _EPOCH_DT) // _MS for s in starts],
+        "x": [epoch_ms(r[0]) for r in rows],
         "open": [float(r[1]) for r in rows],
         "high": [float(r[2]) for r in rows],
         "low": [float(r[3]) for r in rows],

@@ -19,6 +19,7 @@ import pandas as pd
 
 from cryptolab.store import Store
 from cryptolab.store import queries as q
+from cryptolab.times import epoch_ms, parse_utc
 
 RANGES: dict[str, int | None] = {
     "15m": 15 * 60,
@@ -59,23 +60,7 @@ def parse_time(text: str | None) -> datetime | None:
     """
     if text is None or not text.strip():
         return None
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        shown = text.strip()[:40]
-        raise ValueError(f"cannot read {shown!r} as a time; use e.g. 2026-11-01 00:05") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def _ms(value: datetime | pd.Timestamp) -> int:
-    """Epoch milliseconds, exactly (no float rounding); a naive time is UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int((value - _EPOCH) // _MS)
+    return parse_utc(text)
 
 
 def _floor(value: datetime, seconds: int) -> datetime:
@@ -175,7 +160,7 @@ def read_full(store: Store, request: Request) -> FullRead:
     frame = q.candles(store, symbol, interval, start=lo)
     if frame.empty:
         return FullRead(empty, None, f"No candles for {symbol[:40]!r} yet")
-    view = _view(request, step, range_s, frame, True, lo_ms=_ms(lo))
+    view = _view(request, step, range_s, frame, True, lo_ms=epoch_ms(lo))
     return FullRead(frame, view, "")
 
 
@@ -193,8 +178,8 @@ def _view(
         **asdict(request),
         interval_s=step,
         range_s=range_s,
-        lo_ms=_ms(starts.iloc[0]) if lo_ms is None else lo_ms,
-        last_ms=_ms(starts.iloc[-1]),
+        lo_ms=epoch_ms(starts.iloc[0]) if lo_ms is None else lo_ms,
+        last_ms=epoch_ms(starts.iloc[-1]),
         count=len(frame),
         live=live,
         last_sig=signature(frame),
@@ -219,7 +204,7 @@ class Increment:
 
 
 def _signature(window_start: Any, high: Any, low: Any, close: Any, trades: Any) -> str:
-    text = f"{_ms(window_start)}|{high}|{low}|{close}|{int(trades)}"
+    text = f"{epoch_ms(window_start)}|{high}|{low}|{close}|{int(trades)}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -249,7 +234,7 @@ def read_increment(store: Store, view: ChartView) -> Increment | None:
         return None
     if not fresh or (len(fresh) == 1 and row_signature(fresh[0]) == view.last_sig):
         return Increment([], 0, 0, view)
-    last_ms = _ms(fresh[-1][0])
+    last_ms = epoch_ms(fresh[-1][0])
     count = min(max(1, view.range_s // view.interval_s), MAX_CANDLES)
     lo_ms = max(view.lo_ms, last_ms - (count - 1) * view.interval_s * 1000)
     trim = 0
@@ -261,7 +246,7 @@ def read_increment(store: Store, view: ChartView) -> Increment | None:
             start=datetime.fromtimestamp(view.lo_ms / 1000, tz=UTC),
             end=datetime.fromtimestamp(lo_ms / 1000, tz=UTC),
         )
-    replaced = 1 if _ms(fresh[0][0]) == view.last_ms else 0
+    replaced = 1 if epoch_ms(fresh[0][0]) == view.last_ms else 0
     count_after = view.count - trim + len(fresh) - replaced
     if trim >= view.count or count_after <= 0:
         return None

@@ -5,7 +5,7 @@
     data = lab.open_market_data("sample")         # a tape (or the pipeline's store), loaded
     stack = lab.start_pipeline("replay", "sample", speed="max")   # the embedded pipeline
 
-Analysis helpers live in :mod:`cryptolab.lab.metrics`, :mod:`cryptolab.lab.tables` and
+Analysis helpers live in :mod:`cryptolab.lab.indicators`, :mod:`cryptolab.lab.tables` and
 :mod:`cryptolab.lab.figures`; the store's read functions in :mod:`cryptolab.store`.
 """
 

@@ -11,16 +11,17 @@ import itertools
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptolab.batch.load import LoadReport, load_tape
 from cryptolab.errors import ConfigError, CryptolabError, TapeError
 from cryptolab.redact import mask_url
 from cryptolab.settings import Settings, load_settings
 from cryptolab.store import Store, open_store
-from cryptolab.store.load import LoadReport, load_tape
+from cryptolab.times import parse_utc, to_utc
 
 SAMPLE = "sample"
 SAMPLE_MARKET = "sample_market.jsonl.gz"
@@ -30,9 +31,10 @@ _databases = itertools.count(1)
 
 
 def sample_market() -> Path:
-    """The notebooks' sample tape shipped with the package: BTCUSDT, ETHUSDT and BNBUSDT,
-    2026-11-01 00:00-00:30 UTC, ~20,600 trades, with a few gaps, late deliveries, duplicates
-    and bad lines (see scripts/make_sample_market.py)."""
+    """The analysis sample shipped with the package (notebooks, reports, ``tape="sample"``):
+    BTCUSDT, ETHUSDT and BNBUSDT, 2026-11-01 00:00-00:30 UTC, ~20,600 trades, with a few
+    gaps, late deliveries, duplicates and bad lines (see scripts/make_sample_market.py). The
+    clean demo loop of ``cryptolab up`` is :func:`cryptolab.feeds.source.demo_tape`."""
     return Path(str(resources.files("cryptolab.data") / SAMPLE_MARKET))
 
 
@@ -103,15 +105,11 @@ def parse_time(value: str | datetime | None) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(
-                f"not an ISO 8601 time: {value!r} (e.g. 2026-11-01T00:00:00Z)"
-            ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return to_utc(value)
+    try:
+        return parse_utc(str(value))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def period(

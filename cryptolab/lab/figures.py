@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cryptolab.lab import metrics
+from cryptolab.lab import indicators
 
 UP = "#26a69a"
 DOWN = "#ef5350"
@@ -94,7 +94,7 @@ def price_with_vwap(candles_10s: pd.DataFrame, symbol: str) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=x,
-            y=_r(metrics.session_vwap(candles_10s)),
+            y=_r(indicators.session_vwap(candles_10s)),
             mode="lines",
             name="session VWAP",
             line={"width": 2, "color": ACCENT, "dash": "dash"},

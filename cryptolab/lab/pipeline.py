@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pandas as pd
 
 from cryptolab.errors import ConfigError
+from cryptolab.feeds.tapes.tape import parse_speed
+from cryptolab.frames import symbol_of
 from cryptolab.lab.data import SAMPLE, resolve_tape
 from cryptolab.settings import load_settings
 
@@ -49,24 +50,10 @@ _running: dict[int, _Run] = {}
 
 
 def _speed(speed: float | str | None) -> float | None:
-    if speed is None or speed == "max":
-        return None
     try:
-        value = float(speed)
-    except ValueError:
-        raise ConfigError(f"speed must be a number or 'max', got {speed!r}") from None
-    if value <= 0:
-        raise ConfigError(f"speed must be positive or 'max', got {speed!r}")
-    return value
-
-
-def _symbol_of(frame: str | bytes) -> str | None:
-    try:
-        message = orjson.loads(frame)
-        symbol = message.get("data", message).get("s")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return symbol if isinstance(symbol, str) else None
+        return parse_speed(speed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _only(source: Source, symbols: tuple[str, ...]) -> Source:
@@ -76,7 +63,7 @@ def _only(source: Source, symbols: tuple[str, ...]) -> Source:
 
     def frames(stop: Any) -> Iterator[str | bytes]:
         for frame in source.frames(stop):
-            symbol = _symbol_of(frame)
+            symbol = symbol_of(frame)
             if symbol is None or symbol in wanted:
                 yield frame
 
@@ -152,22 +139,17 @@ def start_pipeline(
 
 def show_dashboard(stack: Stack, port: int | None = None, height: int = 650) -> dash.Dash:
     """Serve the pipeline's dashboard from this kernel and show it in the output cell (Dash's
-    own ``jupyter_mode="inline"``). ``port``: default ``CRYPTOLAB_DASH_PORT`` (8050), or a free
-    one when that is taken."""
+    own ``jupyter_mode="inline"``), with the pipeline panel of ``cryptolab up`` and the same
+    binding and password rules (:func:`cryptolab.dashboard.notebook.show`). ``port``: default
+    ``CRYPTOLAB_DASH_PORT`` (8050), or a free one when that is taken."""
     from cryptolab.bus.broker import free_port, port_in_use
-    from cryptolab.dashboard.app import create_app
+    from cryptolab.dashboard.notebook import show
 
     assert stack.store is not None, "start the pipeline first"
     settings = stack.settings
-    status = stack.status
-
-    def state() -> dict[str, Any]:
-        return {"live": status.is_live, "description": status.source_description}
-
     if port is None:
         port = settings.dash_port if not port_in_use(settings.dash_port) else free_port()
-    app = create_app(stack.store, settings, state)
-    app.run(jupyter_mode="inline", jupyter_height=height, host=settings.dash_host, port=port)
+    app = show(stack.store, settings, stack.snapshot, mode="inline", port=port, height=height)
     _running.setdefault(id(stack), _Run(stack)).dashboards.append((settings.dash_host, port))
     return app
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptolab.lab import metrics
+from cryptolab.lab import indicators
 from cryptolab.store import Store, quality
 
 NOT_AVAILABLE = "not available"
@@ -79,7 +79,7 @@ def summary_table(stats: dict[str, Any], candles: pd.DataFrame, interval: str) -
 
 def moves_table(candles: pd.DataFrame, top: int = 5) -> pd.DataFrame:
     """The largest open-to-close moves among the candles."""
-    moves = metrics.largest_moves(candles, top)
+    moves = indicators.largest_moves(candles, top)
     return pd.DataFrame(
         {
             "window (UTC)": [when(t) for t in moves["window_start"]],
@@ -188,7 +188,7 @@ def report_header(
 
 def report_footer() -> str:
     """When and by what the report was generated (Markdown)."""
-    from cryptolab import __version__
+    from importlib.metadata import version
 
     now = datetime.now(UTC)
-    return f"*Generated at {now:%Y-%m-%d %H:%M:%S} UTC by cryptolab {__version__}.*"
+    return f"*Generated at {now:%Y-%m-%d %H:%M:%S} UTC by cryptolab {version('cryptolab')}.*"

@@ -1,5 +1,6 @@
 """ClickHouse access: embedded chDB (``chdb://``) or a ClickHouse server (``http(s)://``)."""
 
-from cryptolab.store.client import Store, open_store
+from cryptolab.store.client import Store
+from cryptolab.store.connect import open_store
 
 __all__ = ["Store", "open_store"]

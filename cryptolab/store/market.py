@@ -4,33 +4,25 @@ range is ``start <= trade_time < end`` (None = unbounded)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from cryptolab.store.client import Store
-from cryptolab.store.schema import OHLCV_FROM_TRADES, TRADE_ORDER, TRADES
+from cryptolab.store.schema import OHLCV_FROM_TRADES, TRADE_ORDER, TRADES, TS
+from cryptolab.times import range_params
 
-_TS = "DateTime64(3, 'UTC')"
-_MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 _ORDER = TRADE_ORDER
 _RANGE = (
-    f"symbol = {{symbol:String}} AND trade_time >= {{start:{_TS}}} AND trade_time < {{end:{_TS}}}"
+    f"symbol = {{symbol:String}} AND trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}}"
 )
-
-
-def _utc(value: datetime | None, default: datetime) -> datetime:
-    if value is None:
-        return default
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _params(
     symbol: str, start: datetime | None, end: datetime | None, **extra: Any
 ) -> dict[str, Any]:
-    return {"symbol": symbol, "start": _utc(start, _MIN_TIME), "end": _utc(end, _MAX_TIME), **extra}
+    return {"symbol": symbol, **range_params(start, end), **extra}
 
 
 def _frame(store: Store, sql: str, params: dict[str, Any]) -> pd.DataFrame:
@@ -86,7 +78,7 @@ def busiest(
     """The ``top`` busiest ``seconds``-long buckets by trade count (ties: earlier first).
     Columns: bucket_start, trades, volume, quote_volume, buy_volume."""
     sql = f"""
-        SELECT CAST(toStartOfInterval(trade_time, toIntervalSecond({{seconds:UInt32}})) AS {_TS})
+        SELECT CAST(toStartOfInterval(trade_time, toIntervalSecond({{seconds:UInt32}})) AS {TS})
                    AS bucket_start,
                count() AS trades,
                CAST(sum(qty) AS Decimal(38, 8)) AS volume,

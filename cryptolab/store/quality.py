@@ -11,27 +11,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from cryptolab.store.client import Store
-from cryptolab.store.schema import PIPELINE_METRICS, QUARANTINE, TRADES
-
-_TS = "DateTime64(3, 'UTC')"
-_MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-def _utc(value: datetime | None, default: datetime) -> datetime:
-    if value is None:
-        return default
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from cryptolab.store.schema import PIPELINE_METRICS, QUARANTINE, TRADES, TS
+from cryptolab.times import range_params
 
 
 def _range(start: datetime | None, end: datetime | None, **extra: Any) -> dict[str, Any]:
-    return {"start": _utc(start, _MIN_TIME), "end": _utc(end, _MAX_TIME), **extra}
+    return {**range_params(start, end), **extra}
 
 
 def trade_id_gaps(
@@ -48,7 +39,7 @@ def trade_id_gaps(
                    row_number() OVER w AS n
             FROM {store.table(TRADES)} FINAL
             WHERE symbol = {{symbol:String}}
-              AND trade_time >= {{start:{_TS}}} AND trade_time < {{end:{_TS}}}
+              AND trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}}
             WINDOW w AS (ORDER BY trade_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
         )
         WHERE n > 1 AND before_id > after_id + 1
@@ -72,7 +63,7 @@ def late_deliveries(
                max(dateDiff('millisecond', trade_time, event_time)) / 1000 AS max_delay_s
         FROM {store.table(TRADES)} FINAL
         WHERE symbol = {{symbol:String}}
-          AND trade_time >= {{start:{_TS}}} AND trade_time < {{end:{_TS}}}
+          AND trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}}
     """  # noqa: S608 - identifiers only; values are bound parameters
     params = _range(start, end, symbol=symbol, ms=int(threshold_seconds * 1000))
     trades, late, max_delay = store.query_rows(sql, params)[0]
@@ -92,7 +83,7 @@ def dropped_by_watermark(
     sql = f"""
         SELECT count() AS batches,
                sumIf(rows_dropped_by_watermark,
-                     watermark >= {{start:{_TS}}} AND watermark < {{end:{_TS}}}) AS dropped
+                     watermark >= {{start:{TS}}} AND watermark < {{end:{TS}}}) AS dropped
         FROM {store.table(PIPELINE_METRICS)}
     """  # noqa: S608 - identifiers only; values are bound parameters
     batches, dropped = store.query_rows(sql, _range(start, end))[0]
@@ -108,7 +99,7 @@ def quarantined(
     sql = f"""
         SELECT topic, reason, count() AS records
         FROM {store.table(QUARANTINE)} FINAL
-        WHERE kafka_time >= {{start:{_TS}}} AND kafka_time < {{end:{_TS}}}
+        WHERE kafka_time >= {{start:{TS}}} AND kafka_time < {{end:{TS}}}
         GROUP BY topic, reason ORDER BY topic, records DESC, reason
     """  # noqa: S608 - identifiers only; values are bound parameters
     return store.query_arrow(sql, _range(start, end)).to_pandas()

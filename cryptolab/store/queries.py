@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from cryptolab.model import CANDLE_COLUMNS
 from cryptolab.store.client import Store
-from cryptolab.store.schema import CANDLES_10S, TRADES
+from cryptolab.store.schema import CANDLES_10S, TRADES, TS
+from cryptolab.times import EPOCH, range_params, to_utc, utc_or
 
 INTERVAL_SECONDS = {"10s": 10, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 INTERVALS = tuple(INTERVAL_SECONDS)
 """Candle intervals available to queries. 10s is stored; larger ones are merged exactly from the
 10 s candles in ClickHouse (open of the first sub-window, close of the last, sums of the rest)."""
 
-_MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
-_TS = "DateTime64(3, 'UTC')"
-
 
 def _check_interval(interval: str) -> None:
     if interval not in INTERVALS:
         raise ValueError(f"unknown interval {interval!r}; available: {', '.join(INTERVALS)}")
-
-
-def _as_utc(value: datetime | None, default: datetime) -> datetime:
-    if value is None:
-        return default
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def candles(
@@ -48,8 +39,7 @@ def candles(
     _check_interval(interval)
     params: dict[str, Any] = {
         "symbol": symbol,
-        "start": _as_utc(start, _MIN_TIME),
-        "end": _as_utc(end, _MAX_TIME),
+        **range_params(start, end),
         "seconds": INTERVAL_SECONDS[interval],
     }
     sql = _candles_10s_sql(store) if interval == "10s" else _rollup_sql(store)
@@ -114,8 +104,7 @@ def _chart_sql(
     _check_interval(interval)
     params: dict[str, Any] = {
         "symbol": symbol,
-        "start": _as_utc(start, _MIN_TIME),
-        "end": _as_utc(end, _MAX_TIME),
+        **range_params(start, end),
         "seconds": INTERVAL_SECONDS[interval],
     }
     if interval == "10s":
@@ -127,8 +116,8 @@ def _candles_10s_sql(store: Store, names: tuple[str, ...] = (*CANDLE_COLUMNS, "w
     columns = ", ".join(names)
     return (
         f"SELECT {columns} FROM {store.table(CANDLES_10S)} FINAL "  # noqa: S608 - identifiers only
-        f"WHERE symbol = {{symbol:String}} AND window_start >= {{start:{_TS}}} "
-        f"AND window_start < {{end:{_TS}}} "
+        f"WHERE symbol = {{symbol:String}} AND window_start >= {{start:{TS}}} "
+        f"AND window_start < {{end:{TS}}} "
     )
 
 
@@ -142,7 +131,7 @@ def _rollup_sql(store: Store) -> str:
                first_trade_id, last_trade_id, bucket + {every} AS window_end
         FROM (
             SELECT c.symbol AS symbol,
-                   CAST(toStartOfInterval(c.window_start, {every}) AS {_TS}) AS bucket,
+                   CAST(toStartOfInterval(c.window_start, {every}) AS {TS}) AS bucket,
                    argMin(c.open, c.window_start) AS open, max(c.high) AS high,
                    min(c.low) AS low, argMax(c.close, c.window_start) AS close,
                    CAST(sum(c.volume) AS Decimal(38, 8)) AS volume,
@@ -153,10 +142,10 @@ def _rollup_sql(store: Store) -> str:
                    argMax(c.last_trade_id, c.window_start) AS last_trade_id
             FROM {store.table(CANDLES_10S)} AS c FINAL
             WHERE c.symbol = {{symbol:String}}
-              AND c.window_start >= toStartOfInterval({{start:{_TS}}}, {every})
-              AND c.window_start < {{end:{_TS}}} + {every}
+              AND c.window_start >= toStartOfInterval({{start:{TS}}}, {every})
+              AND c.window_start < {{end:{TS}}} + {every}
             GROUP BY symbol, bucket
-            HAVING bucket < {{end:{_TS}}}
+            HAVING bucket < {{end:{TS}}}
         )
     """  # noqa: S608 - identifiers only; every value is a bound parameter
 
@@ -192,8 +181,7 @@ def newest_trade_time(store: Store) -> datetime | None:
     )
     if not rows or not rows[0][1]:
         return None
-    value = rows[0][0]
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return to_utc(rows[0][0])
 
 
 # -- dashboard read functions -------------------------------------------------------------------
@@ -206,7 +194,7 @@ def candle_bounds(store: Store, symbol: str) -> tuple[datetime, datetime] | None
     )
     if not rows or not rows[0][2]:
         return None
-    return _as_utc(rows[0][0], _MIN_TIME), _as_utc(rows[0][1], _MIN_TIME)
+    return utc_or(rows[0][0], EPOCH), utc_or(rows[0][1], EPOCH)
 
 
 @dataclass(frozen=True)
@@ -250,8 +238,8 @@ def ticker(store: Store, symbol: str) -> Ticker | None:
     return Ticker(
         symbol=symbol,
         last=float(last),
-        newest=_as_utc(newest, _MIN_TIME),
+        newest=utc_or(newest, EPOCH),
         change_pct=change,
-        change_since=_as_utc(since, _MIN_TIME),
+        change_since=utc_or(since, EPOCH),
         trades_per_s=float(minute_trades) / 60.0,
     )

@@ -17,7 +17,8 @@ from typing import Any
 
 from cryptolab.model import WINDOW_SECONDS
 from cryptolab.store.client import Store
-from cryptolab.store.schema import CANDLES_10S, OHLCV_FROM_TRADES, TRADE_ORDER, TRADES
+from cryptolab.store.schema import CANDLES_10S, OHLCV_FROM_TRADES, TRADE_ORDER, TRADES, TS
+from cryptolab.times import END_OF_TIME, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ COMPARED = (
     "open", "high", "low", "close", "volume", "quote_volume", "trades", "buy_volume",
     "first_trade_id", "last_trade_id",
 )  # fmt: skip
-_TS = "DateTime64(3, 'UTC')"
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,19 @@ def _recomputed_sql(store: Store) -> str:
     return f"""
     WITH fresh AS (
         SELECT symbol,
-               CAST(toStartOfInterval(trade_time, INTERVAL {WINDOW_SECONDS} SECOND) AS {_TS})
+               CAST(toStartOfInterval(trade_time, INTERVAL {WINDOW_SECONDS} SECOND) AS {TS})
                    AS window_start,
                window_start + INTERVAL {WINDOW_SECONDS} SECOND AS window_end,
                {OHLCV_FROM_TRADES},
                argMin(trade_id, {order}) AS first_trade_id,
                argMax(trade_id, {order}) AS last_trade_id
         FROM {store.table(TRADES)} FINAL
-        WHERE trade_time >= {{start:{_TS}}} AND trade_time < {{end:{_TS}}}
+        WHERE trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}}
         GROUP BY symbol, window_start
     ),
     stored AS (
         SELECT * FROM {store.table(CANDLES_10S)} FINAL
-        WHERE window_start >= {{start:{_TS}}} AND window_start < {{end:{_TS}}}
+        WHERE window_start >= {{start:{TS}}} AND window_start < {{end:{TS}}}
     )
     SELECT fresh.*, stored.trades AS stored_trades,
            ({" OR ".join(f"fresh.{c} != stored.{c}" for c in COMPARED)}) OR stored.symbol = ''
@@ -89,7 +89,7 @@ def _recomputed_sql(store: Store) -> str:
 
 def reconcile(store: Store, start: datetime, end: datetime | None = None) -> ReconcileReport:
     """Correct every 10 s candle with ``start <= window_start < end`` from the raw trades."""
-    end = end or datetime(2200, 1, 1, tzinfo=UTC)
+    end = end or END_OF_TIME
     start = _floor(start)
     report = ReconcileReport(start, end)
     started = time.perf_counter()
@@ -129,8 +129,7 @@ def _write(store: Store, changed: Any) -> None:
 
 
 def _floor(moment: datetime) -> datetime:
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    seconds = int(moment.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
+    seconds = int(to_utc(moment).timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
@@ -139,8 +138,7 @@ def closed_horizon(store: Store, margin_seconds: float) -> datetime | None:
     rows = store.query_rows(f"SELECT max(trade_time), count() FROM {store.table(TRADES)}")  # noqa: S608
     if not rows or not rows[0][1]:
         return None
-    newest = rows[0][0]
-    newest = newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest
+    newest = to_utc(rows[0][0])
     return _floor(datetime.fromtimestamp(newest.timestamp() - margin_seconds, tz=UTC))
 
 
@@ -148,10 +146,9 @@ def touched_since(store: Store, stored_after: datetime) -> datetime | None:
     """Earliest trade time among trades stored after ``stored_after`` (what a run touched)."""
     rows = store.query_rows(
         f"SELECT min(trade_time), count() FROM {store.table(TRADES)} "  # noqa: S608
-        f"WHERE stored_at >= {{after:{_TS}}}",
+        f"WHERE stored_at >= {{after:{TS}}}",
         {"after": stored_after},
     )
     if not rows or not rows[0][1]:
         return None
-    value = rows[0][0]
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return to_utc(rows[0][0])

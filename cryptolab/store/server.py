@@ -1,6 +1,6 @@
 """A ClickHouse *server* over HTTP: where it is, whether it answers, whether it is new enough.
 
-Used by :func:`cryptolab.store.client.open_store` to explain a failed connection and by
+Used by :func:`cryptolab.store.connect.open_store` to explain a failed connection and by
 ``cryptolab doctor``. Plain HTTP (``urllib``), no driver: it must work against any server,
 even one too old for clickhouse-connect.
 """

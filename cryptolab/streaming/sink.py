@@ -21,20 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptolab.errors import StoreError
+from cryptolab.model import TRADE_COLUMNS
 from cryptolab.store.client import Store, masked_url
-from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADES
+from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADE_TIMES, TRADES
 
 log = logging.getLogger(__name__)
 
-TRADE_COLUMNS = [
-    "symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker",
-    "ingest_time",
-]  # fmt: skip
 QUARANTINE_COLUMNS = ["topic", "partition", "offset", "raw", "reason", "kafka_time"]
 
 
 def _utc_ms(column: Any) -> Any:
     return column.cast(pa.timestamp("ms", tz="UTC"))
+
+
+def _utc_us(column: Any) -> Any:
+    return column.cast(pa.timestamp("us", tz="UTC"))
 
 
 def _set(table: pa.Table, name: str, column: Any) -> pa.Table:
@@ -55,9 +56,9 @@ def candles_table(table: pa.Table, updated_at_ms: int) -> pa.Table:
 def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """A parsed Kafka batch -> (valid trades, quarantined rows with their reason)."""
     valid_mask = pc.is_null(table["reason"])
-    valid = table.filter(valid_mask).select(TRADE_COLUMNS)
-    for name in ("trade_time", "event_time", "ingest_time"):
-        valid = _set(valid, name, _utc_ms(valid[name]))
+    valid = table.filter(valid_mask).select(list(TRADE_COLUMNS))
+    for name in TRADE_TIMES:  # microseconds, as the source gave them
+        valid = _set(valid, name, _utc_us(valid[name]))
     bad = table.filter(pc.invert(valid_mask)).select(QUARANTINE_COLUMNS)
     bad = _set(bad, "kafka_time", _utc_ms(bad["kafka_time"]))
     return valid, bad

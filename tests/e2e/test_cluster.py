@@ -17,8 +17,8 @@ from typing import cast
 
 import pytest
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.e2e.helpers import cryptolab
 from tests.reference import reference_candles, tape_trades
 from tests.reliability.pipeline import pipeline_env, verify_store

@@ -23,8 +23,8 @@ import pytest
 
 from cryptolab.bus.broker import free_port
 from cryptolab.dashboard.view import available_intervals, interval_seconds
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.browser import CHART_DATA_JS, launch
 from tests.e2e.test_up import environment
 from tests.reference import reference_candles, tape_trades

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.e2e.helpers import (
     cryptolab,
     dump_tables,

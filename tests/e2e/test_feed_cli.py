@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cryptolab.feeds.frames import is_backfilled, trade_key
-from cryptolab.feeds.server import Faults, ReplayServer
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import read_frames
+from cryptolab.feeds.server.app import Faults, ReplayServer
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import read_frames
+from cryptolab.frames import is_backfilled, trade_key
 from tests.e2e.helpers import cryptolab, environment
 
 

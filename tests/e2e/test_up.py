@@ -15,8 +15,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.e2e.helpers import environment, replay_until_drained, stored_candles
 from tests.reference import assert_candles_equal, reference_candles, tape_trades
 

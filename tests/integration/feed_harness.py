@@ -13,9 +13,9 @@ from kafka import KafkaConsumer
 
 from cryptolab.bus.producer import SOURCE_HEADER, TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.feeds.binance import BinanceFeed
-from cryptolab.feeds.server import ReplayServer
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.live.binance import BinanceFeed
+from cryptolab.feeds.server.app import ReplayServer
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.model import Trade
 from cryptolab.settings import Settings
 from tests.reference import tape_trades
@@ -108,6 +108,6 @@ def counters_text(feed: BinanceFeed, server: ReplayServer) -> str:
 
 
 def ids_of(frames: list[str], symbol: str) -> list[int]:
-    from cryptolab.feeds.frames import trade_key
+    from cryptolab.frames import trade_key
 
     return [k[1] for k in map(trade_key, frames) if k is not None and k[0] == symbol]

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptolab.feeds.binance import BinanceFeed, FeedConfig
-from cryptolab.feeds.server import Faults, ReplayServer, Withhold
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.live.binance import BinanceFeed, FeedConfig
+from cryptolab.feeds.server.app import Faults, ReplayServer, Withhold
+from cryptolab.feeds.tapes.synth import synth_frames
 from tests.integration.feed_harness import (
     assert_same_trades,
     counters_text,

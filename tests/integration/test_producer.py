@@ -7,7 +7,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.model import Trade, parse_frame
 
 

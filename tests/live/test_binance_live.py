@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.feeds.binance import BinanceFeed, probe
-from cryptolab.feeds.frames import trade_key
+from cryptolab.feeds.live.binance import BinanceFeed, probe
+from cryptolab.frames import trade_key
 from cryptolab.model import parse_frame
 from cryptolab.settings import load_settings
 

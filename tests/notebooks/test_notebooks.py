@@ -29,8 +29,8 @@ import nbformat
 import pytest
 
 from cryptolab.bus.broker import free_port
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.lab.data import sample_market
 from tests.reference import tape_trades
 
@@ -92,7 +92,7 @@ def period_trades(symbol: str, start: str, end: str) -> Any:
     import pandas as pd
 
     trades = tape_trades(sample_market())
-    first, last = (pd.Timestamp(t).value // 1_000_000 for t in (start, end))
+    first, last = (pd.Timestamp(t).value // 1_000 for t in (start, end))  # µs
     mine = trades[(trades.symbol == symbol) & (trades.trade_time >= first)]
     return mine[mine.trade_time < last]
 

@@ -205,7 +205,7 @@ trades, metrics = store.table("trades"), store.table("pipeline_metrics")
 out = {
     "physical": store.query_rows(f"SELECT symbol, trade_id FROM {trades}"),
     "final": [[str(v) for v in row] for row in store.query_rows(
-        "SELECT symbol, trade_id, price, qty, toUnixTimestamp64Milli(trade_time), "
+        "SELECT symbol, trade_id, price, qty, toUnixTimestamp64Micro(trade_time), "
         f"is_buyer_maker FROM {trades} FINAL")],
     "dropped_late": store.query_rows(
         f"SELECT sum(rows_dropped_by_watermark) FROM {metrics} FINAL")[0][0],

@@ -7,7 +7,7 @@ replay source so the soak measures the stack, not a second process serving the t
     .venv/bin/python -m tests.reliability.soak --minutes 20 --out reports/reliability/soak.json
 
 10x a Binance-like rate: BTCUSDT averages ~46 trades/s, so 460 trades/s here, spread over
-three symbols (bursts included: tapes come from cryptolab.feeds.synth). The test suite starts
+three symbols (bursts included: tapes come from cryptolab.feeds.tapes.synth). The test suite starts
 this in the background at the beginning of the session (tests/reliability/test_soak.py) and
 checks its result at the end, so the soak overlaps the rest of the suite instead of adding
 20 minutes to it; the load of the other tests only makes it harder.

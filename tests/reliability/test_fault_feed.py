@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.feeds.frames import trade_key
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
+from cryptolab.frames import trade_key
 from tests.e2e.helpers import cryptolab, environment
 from tests.reliability.pipeline import pipeline_env, stream_settings, verify_store
 from tests.reliability.results import record

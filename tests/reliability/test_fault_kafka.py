@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from cryptolab.bus.broker import LocalBroker
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.settings import load_settings
 from tests.reliability.pipeline import (
     commits,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.reliability.pipeline import pipeline_env, replay, stream_settings, up, verify_store
 from tests.reliability.results import record
 

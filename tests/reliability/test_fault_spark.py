@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.reliability.pipeline import (
     commits,
     committed_offset,

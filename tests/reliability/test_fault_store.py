@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from tests.reliability.disk import fill, small_disk
 from tests.reliability.pipeline import (
     commits,

@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
-from cryptolab.feeds.binance import BinanceFeed
-from cryptolab.feeds.config import FeedConfig
-from cryptolab.feeds.frames import is_server_shutdown, trade_key
-from cryptolab.feeds.server import ReplayServer
-from cryptolab.feeds.server_tape import ServerTape
-from cryptolab.feeds.synth import synth_frames
+from cryptolab.feeds.live.binance import BinanceFeed
+from cryptolab.feeds.live.config import FeedConfig
+from cryptolab.feeds.server.app import ReplayServer
+from cryptolab.feeds.server.tapes import ServerTape
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.frames import is_server_shutdown, trade_key
 from tests.integration.feed_harness import (
     assert_same_trades,
     expected_rows,

@@ -17,8 +17,8 @@ import pytest
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.errors import BrokerError, StreamingError
-from cryptolab.feeds.synth import synth_frames
-from cryptolab.feeds.tape import write_frames
+from cryptolab.feeds.tapes.synth import synth_frames
+from cryptolab.feeds.tapes.tape import write_frames
 from cryptolab.settings import load_settings
 from cryptolab.store import open_store, queries
 from cryptolab.streaming.job import StreamingJob

@@ -22,11 +22,11 @@ from urllib.parse import quote
 import pytest
 
 from cryptolab import cli, lab
+from cryptolab.batch.load import load_tape
 from cryptolab.bus.broker import free_port
 from cryptolab.errors import CryptolabError, StoreError
 from cryptolab.settings import Settings, load_settings
 from cryptolab.store import Store, market, open_store, queries
-from cryptolab.store.load import load_tape
 from cryptolab.store.schema import CANDLES_10S
 from tests.dash_http import chart_request
 from tests.reliability.results import record

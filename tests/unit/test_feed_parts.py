@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.errors import FeedError
-from cryptolab.feeds.backfill import WeightBudget
-from cryptolab.feeds.binance import FeedState, stream_url
-from cryptolab.feeds.config import FeedConfig
-from cryptolab.feeds.connection import AttemptLimiter, Backoff
-from cryptolab.feeds.frames import (
+from cryptolab.errors import ConfigError, FeedError
+from cryptolab.feeds.live.backfill import WeightBudget
+from cryptolab.feeds.live.binance import BinanceFeed, FeedState, stream_url
+from cryptolab.feeds.live.config import FeedConfig
+from cryptolab.feeds.live.connection import AttemptLimiter, Backoff
+from cryptolab.frames import (
     is_backfilled,
     is_server_shutdown,
     rest_trade_frame,
@@ -19,6 +19,7 @@ from cryptolab.feeds.frames import (
     trade_key,
 )
 from cryptolab.model import parse_frame
+from cryptolab.settings import load_settings
 
 
 class Clock:
@@ -82,6 +83,16 @@ def test_stream_url_is_lowercase_and_capped() -> None:
         stream_url("ws://x", [f"S{i}" for i in range(1025)])
 
 
+def test_microseconds_are_asked_for_like_binance_documents_it() -> None:
+    url = stream_url("wss://stream.binance.com:9443", ["BTCUSDT"], "MICROSECOND")
+    assert url == "wss://stream.binance.com:9443/stream?streams=btcusdt@trade&timeUnit=MICROSECOND"
+    settings = load_settings(binance_time_unit="microsecond")
+    feed = BinanceFeed.from_settings(settings, persist=False)
+    assert feed.config.time_unit == "MICROSECOND"
+    with pytest.raises(ConfigError, match="BINANCE_TIME_UNIT"):
+        load_settings(binance_time_unit="NANOSECOND")
+
+
 def test_server_shutdown_is_recognised_in_every_shape() -> None:
     assert is_server_shutdown('{"e":"serverShutdown","E":1}')
     assert is_server_shutdown('{"stream":"x","data":{"e":"serverShutdown","E":1}}')
@@ -106,8 +117,8 @@ def test_a_rest_trade_becomes_a_tagged_frame_the_parser_accepts() -> None:
     assert (trade.price, trade.qty, trade.trade_time, trade.event_time) == (
         "4.00000100",
         "12.00000000",
-        1499865549590,
-        1499865549590,
+        1499865549590_000,  # µs: REST gave milliseconds
+        1499865549590_000,
     )
     assert trade.is_buyer_maker and trade_key(frame) == ("BNBBTC", 28457)
     assert is_backfilled(frame) and is_backfilled(frame.encode())
@@ -130,3 +141,41 @@ def test_feed_state_is_kept_per_endpoint(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(FeedError, match="delete it to start afresh"):
         FeedState(path, "https://api.binance.com").load()
+
+
+def test_a_handshake_that_never_completes_times_out_at_connect_timeout() -> None:
+    """CRYPTOLAB_CONNECT_TIMEOUT_SECONDS bounds each live connection attempt: a server that
+    accepts TCP and then says nothing does not hang the shard."""
+    import asyncio
+    import time
+
+    import aiohttp
+
+    from cryptolab.feeds.live.counters import FeedCounters
+    from cryptolab.feeds.live.sequencer import Sequencer
+    from cryptolab.feeds.live.shard import Shard
+
+    async def attempt() -> tuple[object, float, int]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # accept, never answer the upgrade
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = FeedConfig(connect_timeout=0.5)
+        counters = FeedCounters()
+        async with aiohttp.ClientSession() as session:
+            sequencer = Sequencer({}, lambda *_: None, lambda _: None, counters, 10)
+            attempts = AttemptLimiter(config.attempts_limit, config.attempts_window)
+            url = f"ws://127.0.0.1:{port}"
+            shard = Shard(0, url, ["BTCUSDT"], session, sequencer, counters, config, attempts)
+            started = time.monotonic()
+            connection = await shard._open()
+            took = time.monotonic() - started
+        server.close()
+        return connection, took, counters.connect_attempts
+
+    connection, took, attempts = asyncio.run(attempt())
+    assert connection is None and attempts == 1
+    assert 0.4 < took < 3.0, f"the attempt took {took:.1f} s"

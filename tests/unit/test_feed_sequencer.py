@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from cryptolab.feeds.counters import FeedCounters
-from cryptolab.feeds.frames import rest_trade_frame, trade_frame, trade_key
-from cryptolab.feeds.sequencer import BackfillJob, Sequencer
+from cryptolab.feeds.live.counters import FeedCounters
+from cryptolab.feeds.live.sequencer import BackfillJob, Sequencer
+from cryptolab.frames import rest_trade_frame, trade_frame, trade_key
 
 
 def live(symbol: str, trade_id: int) -> str:

@@ -18,7 +18,7 @@ import pytest
 
 from cryptolab import lab
 from cryptolab.errors import ConfigError, TapeError
-from cryptolab.lab import figures, metrics, tables
+from cryptolab.lab import figures, indicators, tables
 from cryptolab.lab.data import _safe_url, period, resolve_tape, sample_market
 from cryptolab.report import ReportError, execute, find_notebook, report_stem
 
@@ -33,7 +33,7 @@ def candles_10s(closes: list[float]) -> pd.DataFrame:
 
 def test_realized_volatility_is_the_root_of_summed_squared_log_returns() -> None:
     closes = [100.0, 101.0, 100.0, 102.0, 102.0, 99.0, 100.0, 100.5]  # 6 in minute 0, 2 in 1
-    rv = metrics.realized_volatility(candles_10s(closes), "1m")
+    rv = indicators.realized_volatility(candles_10s(closes), "1m")
     returns = [math.log(b / a) for a, b in itertools.pairwise(closes)]
     minute0 = math.sqrt(sum(r * r for r in returns[:5])) * 1e4  # returns ending in minute 0
     minute1 = math.sqrt(sum(r * r for r in returns[5:])) * 1e4
@@ -56,13 +56,13 @@ def test_imbalance_moves_and_session_vwap() -> None:
             "trades": [10, 5, 1],
         }
     )
-    flow = metrics.flow_imbalance(candles)
+    flow = indicators.flow_imbalance(candles)
     assert flow["imbalance"].tolist() == pytest.approx([0.5, -0.5, 1.0])
     assert flow["return_pct"].tolist() == pytest.approx([1.0, 100 * (99 / 101 - 1), 100 * 0.5 / 99])
-    moves = metrics.largest_moves(candles, top=2)
+    moves = indicators.largest_moves(candles, top=2)
     assert list(moves["window_start"]) == [T0 + pd.Timedelta(minutes=1), T0]
     assert moves["range_pct"].tolist() == pytest.approx([100 * 3.5 / 101, 3.0])
-    assert metrics.session_vwap(candles).tolist() == pytest.approx([101, 604 / 6, 703.5 / 7])
+    assert indicators.session_vwap(candles).tolist() == pytest.approx([101, 604 / 6, 703.5 / 7])
 
 
 def test_tables_format_exact_prices_and_times() -> None:

@@ -1,0 +1,306 @@
+"""The ``cryptolab`` subcommands: each takes the parsed arguments, calls library functions and
+prints what a user needs to see. The parser is in :mod:`cryptolab.cli`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptolab.errors import CryptolabError
+from cryptolab.settings import Settings, load_settings
+from cryptolab.times import EPOCH, iso_z, to_utc
+
+log = logging.getLogger("cryptolab")
+
+MAX_LAST = 1_000_000
+
+
+def _symbol(text: str) -> str:
+    """A symbol as given on the command line: letters and digits only, like BTCUSDT."""
+    symbol = text.strip().upper()
+    if not symbol.isascii() or not symbol.isalnum() or len(symbol) > 32:
+        raise CryptolabError(
+            f"--symbol must be letters and digits (at most 32), like BTCUSDT; got {text[:40]!r}"
+        )
+    return symbol
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
+
+
+def _until_interrupted() -> None:
+    """Block until Ctrl-C."""
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+
+
+def _source(args: argparse.Namespace, settings: Settings) -> Any:
+    from cryptolab.feeds.source import demo_tape, live_source, replay_source
+
+    if args.source == "replay":
+        return replay_source(args.tape or demo_tape(), args.speed)
+    if args.tape:
+        raise CryptolabError("--tape goes with --source replay")
+    return live_source(settings)
+
+
+def _sigterm_interrupts() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from cryptolab.stack import Stack
+
+    settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
+    if args.until_drained and args.source != "replay":
+        raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
+    stack = Stack(settings, _source(args, settings))
+    _sigterm_interrupts()
+    try:
+        stack.start(dash=not args.no_dash)
+        if stack.dashboard is not None:
+            print(f"dashboard: {stack.dashboard.url}", flush=True)
+        stack.run(seconds=args.seconds, until_drained=args.until_drained)
+    except KeyboardInterrupt:
+        log.info("interrupted, stopping")
+    finally:
+        stack.stop()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from cryptolab.stages import run_producer
+
+    settings = _settings(args, symbols=args.symbols)
+    _sigterm_interrupts()
+    try:
+        stats = run_producer(settings, _source(args, settings))
+    except KeyboardInterrupt:
+        log.info("interrupted, producer stopped")
+        return 0
+    print(f"published frames={stats.frames} trades={stats.trades} dlq={stats.dlq}", flush=True)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from cryptolab.stages import run_streaming
+
+    settings = _settings(args)
+    _sigterm_interrupts()
+    try:
+        run_streaming(settings, until_caught_up=args.until_caught_up)
+    except KeyboardInterrupt:
+        log.info("interrupted, streaming stopped")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cryptolab.doctor import FAIL, render, run_checks
+
+    checks = run_checks(_settings(args))
+    sys.stdout.write(render(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from cryptolab.cli.render import render_candles
+    from cryptolab.store import open_store, queries
+
+    symbol = _symbol(args.symbol)
+    if args.interval not in queries.INTERVALS:
+        raise CryptolabError(
+            f"unknown interval {args.interval[:40]!r} (--interval); "
+            f"use one of {', '.join(queries.INTERVALS)}"
+        )
+    if args.last is not None and not 1 <= args.last <= MAX_LAST:
+        raise CryptolabError(f"--last must be between 1 and {MAX_LAST}")
+    settings = _settings(args)
+    store = open_store(settings)
+    try:
+        frame = queries.candles(store, symbol, args.interval, args.start, args.end, last=args.last)
+    finally:
+        store.close()
+    sys.stdout.write(render_candles(frame, args.format))
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from cryptolab.store import open_store
+    from cryptolab.store.reconcile import reconcile
+
+    settings = _settings(args)
+    store = open_store(settings)
+    try:
+        since = args.since or EPOCH
+        report = reconcile(store, since, args.until)
+    finally:
+        store.close()
+    print(report.describe())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cryptolab.report import render_report
+
+    settings = _settings(args)
+    start, end = to_utc(args.start), to_utc(args.end)
+    if start >= end:
+        raise CryptolabError("--start must be before --end")
+    parameters = {
+        "symbol": _symbol(args.symbol),
+        "start": iso_z(start),
+        "end": iso_z(end),
+        "interval": args.interval,
+        "tape": str(args.tape) if args.tape else None,
+        "data_dir": str(settings.data_dir.resolve()),
+    }
+    files = render_report(
+        args.notebook,
+        parameters,
+        args.out,
+        naming=("symbol", "start", "end", "interval"),
+        cwd=Path.cwd(),
+        progress=sys.stderr.isatty(),
+    )
+    print(f"notebook: {files.notebook}\nhtml:     {files.html}  ({files.seconds:.1f} s)")
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from cryptolab.bus.broker import LocalBroker
+
+    settings = _settings(args)
+    if settings.kafka_bootstrap:
+        print(
+            f"CRYPTOLAB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: "
+            "no local broker to manage"
+        )
+        return 0
+    broker = LocalBroker(settings)
+    if args.action == "start":
+        print(f"kafka running at {broker.start()}")
+    elif args.action == "stop":
+        print("kafka stopped" if broker.stop() else "kafka was not running")
+    else:
+        status = broker.status()
+        print(f"kafka {status.describe()}")
+        return 0 if status.running else 3
+    return 0
+
+
+def cmd_tape_synth(args: argparse.Namespace) -> int:
+    from cryptolab.feeds.tapes.synth import DEFAULT_START_MS, synth_frames
+    from cryptolab.feeds.tapes.tape import write_frames
+
+    start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
+    symbols = load_settings(symbols=args.symbols).symbols
+    frames = synth_frames(
+        symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms, args.micros
+    )
+    count = write_frames(args.out, frames)
+    print(f"wrote {count} frames to {args.out}")
+    return 0
+
+
+def cmd_tape_import(args: argparse.Namespace) -> int:
+    from cryptolab.feeds.tapes.vision import import_tape
+
+    count = import_tape(args.file, args.symbol, args.out)
+    print(f"wrote {count} trades to {args.out}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import threading
+
+    from cryptolab.feeds.tapes.record import record
+
+    settings = _settings(args, symbols=args.symbols)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"recording {','.join(settings.symbols)} to {args.out} (Ctrl-C stops)", flush=True)
+    result = record(settings, args.out, args.seconds, stop)
+    fields = " ".join(f"{k}={v}" for k, v in result.counters.items())
+    print(f"wrote {result.frames} frames to {args.out} ({fields})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+
+    from cryptolab.feeds.server.app import Faults, ReplayServer
+
+    faults = Faults(
+        drop_every=args.drop_every,
+        shutdown_every=args.shutdown_every,
+        shutdown_grace=args.shutdown_grace,
+        stall_every=args.stall_every,
+        withhold=tuple(args.withhold),
+        max_connection_age=args.max_connection_age,
+        ping_interval=args.ping_interval,
+        pong_timeout=args.pong_timeout,
+        rest_fail_first=args.rest_fail_first,
+    )
+    server = ReplayServer.from_tape(
+        args.tape,
+        speed=args.speed,
+        faults=faults,
+        host=args.host,
+        port=args.port,
+        start_now=args.start_now,
+    ).start()
+    print(f"serving {args.tape} on {server.ws_url} (Ctrl-C stops)", flush=True)
+    print(f"CRYPTOLAB_BINANCE_WS_URL={server.ws_url}", flush=True)
+    print(f"CRYPTOLAB_BINANCE_REST_URL={server.rest_url}", flush=True)
+    try:
+        _until_interrupted()
+    finally:
+        server.stop()
+        log.info("server stats %s", server.stats)
+    return 0
+
+
+def cmd_jars(args: argparse.Namespace) -> int:
+    from cryptolab.bus.broker import broker_bundle
+    from cryptolab.jvm import resolve
+    from cryptolab.streaming.session import connector_bundle
+
+    settings = _settings(args)
+    for bundle in (broker_bundle(settings.kafka_version), connector_bundle()):
+        cached = bundle.is_cached(settings.jars_dir)
+        if not cached:
+            print(f"resolving {bundle.name} from Maven Central (first time only)...", flush=True)
+        jars = resolve(bundle, settings.jars_dir)
+        print(
+            f"{bundle.name}: {len(jars)} jars in {bundle.folder(settings.jars_dir)}"
+            + (" (cached)" if cached else "")
+        )
+    return 0
+
+
+def cmd_dash(args: argparse.Namespace) -> int:
+
+    from cryptolab.dashboard.auth import require_safe_binding
+    from cryptolab.dashboard.server import DashServer
+    from cryptolab.store import open_store
+
+    settings = _settings(args, dash_host=args.host, dash_port=args.port)
+    require_safe_binding(settings)  # before opening anything
+    store = open_store(settings)
+    server = DashServer.start(store, settings)
+    print(f"dashboard: {server.url}", flush=True)
+    try:
+        _until_interrupted()
+    finally:
+        server.stop()
+        store.close()
+    return 0

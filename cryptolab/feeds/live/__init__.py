@@ -1,0 +1,1 @@
+"""The live Binance client: sharded WebSocket connections, gap detection and REST backfill."""

@@ -1,0 +1,2 @@
+"""A local server that speaks Binance's WebSocket and REST protocols, with injectable faults
+(tests, demos, and users without internet)."""

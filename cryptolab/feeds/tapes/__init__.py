@@ -1,0 +1,1 @@
+"""Tapes: JSON Lines of raw frames: read, write, replay, synthesize, import, record."""
