@@ -25,6 +25,17 @@ def wait_caught_up(job: StreamingJob, target: dict[int, int], timeout: float = 1
         time.sleep(0.5)
 
 
+def stream_backlog(spark: Any, settings: Any, bootstrap: str) -> Store:
+    """Run the streaming job over what the topic holds now, stop it; return its store."""
+    store = open_store(settings)
+    job = StreamingJob(spark, settings, bootstrap, store).start()
+    try:
+        wait_caught_up(job, end_offsets(bootstrap, settings.topic))
+    finally:
+        job.stop()
+    return store
+
+
 def recorded_input_rows(store: Store) -> dict[str, tuple[int, int, int]]:
     """Per query (trades, candles) in pipeline_metrics, read without FINAL: (rows recorded,
     distinct batches, sum of input rows), so a batch recorded twice or never shows."""
@@ -125,12 +136,7 @@ def test_rows_spark_cannot_use_are_quarantined_with_a_reason(
         rogue.send(settings.topic, key=b"BTCUSDT", value=value)
     rogue.flush()
     rogue.close()
-    store = open_store(settings)
-    job = StreamingJob(spark, settings, kafka_bootstrap, store).start()
-    try:
-        wait_caught_up(job, end_offsets(kafka_bootstrap, settings.topic))
-    finally:
-        job.stop()
+    store = stream_backlog(spark, settings, kafka_bootstrap)
     rows = store.query_rows(
         f"SELECT raw, reason FROM {store.table('quarantine')} FINAL ORDER BY offset"
     )
@@ -178,12 +184,7 @@ def test_progress_the_listener_has_not_delivered_is_recorded_at_stop(
     producer.publish_all(frames)
     producer.flush()
     producer.close()
-    store = open_store(settings)
-    job = StreamingJob(spark, settings, kafka_bootstrap, store).start()
-    try:
-        wait_caught_up(job, end_offsets(kafka_bootstrap, settings.topic))
-    finally:
-        job.stop()
+    store = stream_backlog(spark, settings, kafka_bootstrap)
     delivered_at_stop = len(delivered)
     published = in_topic(kafka_bootstrap, settings.topic)
     assert published == len(frames)
@@ -224,12 +225,7 @@ def test_microsecond_trades_stay_exact_through_kafka_and_spark(
         rogue.send(settings.topic, key=b"X", value=value)
     rogue.flush()
     rogue.close()
-    store = open_store(settings)
-    job = StreamingJob(spark, settings, kafka_bootstrap, store).start()
-    try:
-        wait_caught_up(job, end_offsets(kafka_bootstrap, settings.topic))
-    finally:
-        job.stop()
+    store = stream_backlog(spark, settings, kafka_bootstrap)
     reference = tape_trades(tape)
     assert (reference.trade_time % 1000 != 0).mean() > 0.9  # sub-millisecond digits present
     stored = store.query_rows(
