@@ -117,19 +117,34 @@ def parse_candles_csv(text: str) -> dict[tuple[str, int], dict[str, object]]:
     return result
 
 
+def candle_differences(
+    actual: dict[tuple[str, int], dict[str, object]],
+    expected: dict[tuple[str, int], dict[str, object]],
+) -> list[str]:
+    """Every way ``actual`` differs from ``expected``, one line each (empty: equal): missing or
+    unexpected windows, exact fields that differ, vwap (a float ratio) beyond 1e-12 relative."""
+    problems = [f"missing window {key}" for key in sorted(set(expected) - set(actual))]
+    problems += [f"unexpected window {key}" for key in sorted(set(actual) - set(expected))]
+    for key, want in sorted(expected.items()):
+        got = actual.get(key)
+        if got is None:
+            continue
+        for field in EXACT_FIELDS:
+            if got[field] != want[field]:
+                problems.append(f"{key} {field}: got {got[field]} want {want[field]}")
+        vwap_got, vwap_want = float(got["vwap"]), float(want["vwap"])  # type: ignore[arg-type]
+        if not abs(vwap_got - vwap_want) <= 1e-12 * abs(vwap_want):
+            problems.append(f"{key} vwap: got {vwap_got!r} want {vwap_want!r}")
+    return problems
+
+
 def assert_candles_equal(
     actual: dict[tuple[str, int], dict[str, object]],
     expected: dict[tuple[str, int], dict[str, object]],
 ) -> None:
     """Same windows; every exact field equal; vwap (a float ratio) within 1e-12 relative."""
-    missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
-    assert not missing and not extra, f"missing windows {missing[:5]}, unexpected {extra[:5]}"
-    for key, want in expected.items():
-        got = actual[key]
-        for field in EXACT_FIELDS:
-            assert got[field] == want[field], f"{key} {field}: got {got[field]} want {want[field]}"
-        vwap_got, vwap_want = float(got["vwap"]), float(want["vwap"])  # type: ignore[arg-type]
-        assert abs(vwap_got - vwap_want) <= 1e-12 * abs(vwap_want), f"{key} vwap"
+    problems = candle_differences(actual, expected)
+    assert not problems, f"{len(problems)} differences: {problems[:5]}"
 
 
 def _as_of(times: list[int], prices: list[Decimal], t: int) -> Decimal | None:

@@ -376,7 +376,8 @@ class StreamingJob:
     def stop(self, grace_seconds: float = 30.0, hurry: threading.Event | None = None) -> None:
         """Stop both queries, each between micro-batches: a running batch gets ``grace_seconds``
         to finish (``hurry`` set: none), then the query stops anyway (its checkpoint makes the
-        next start redo that batch; the sink's dedup tokens keep the store exact)."""
+        next start redo that batch; the sink's dedup tokens keep the store exact); then record
+        the progress of every batch the metrics listener has not received yet."""
         for name, query in self.queries.items():
             deadline = time.monotonic() + grace_seconds
             while query.isActive and query.status.get("isTriggerActive"):
@@ -389,5 +390,6 @@ class StreamingJob:
             except Exception as exc:  # stopping must go on for the other query
                 log.warning("stopping query %s failed error=%r", name, exc)
         if self.metrics is not None:
+            self.metrics.flush(list(self.queries.values()))  # also writes the rows held back
             self.spark.streams.removeListener(self.metrics)
-            self.metrics.flush()  # rows held back by the once-a-second write
+            self.metrics.flush()  # anything the listener took meanwhile

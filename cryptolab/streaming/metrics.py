@@ -2,9 +2,14 @@
 
 A StreamingQueryListener runs in the driver; each progress report becomes one row: input rate,
 processing rate, batch duration, watermark, rows dropped as late, state size. Rows are written
-at most once per second (both queries report every trigger, and ClickHouse wants few, larger
-INSERTs); what is held back is written with the next report, when a query idles or stops, and
-by :meth:`MetricsRecorder.flush`.
+at most once per second (ClickHouse wants few, larger INSERTs); what is held back is written
+with the next report, when a query idles or stops, and by :meth:`MetricsRecorder.flush`.
+
+Spark delivers progress events to listeners asynchronously, after the query has already
+published the same progress as ``lastProgress``: a job stopped right after it caught up would
+lose the events still queued for the listener. ``flush(queries)`` also records, from each
+query's own ``recentProgress``, every batch the listener has not recorded yet; the job calls it
+when it stops, before removing the listener. Each (run, batch) is recorded once.
 """
 
 from __future__ import annotations
@@ -79,37 +84,62 @@ class MetricsRecorder(StreamingQueryListener):
         self._rows: list[dict[str, Any]] = []
         self._last_insert = float("-inf")
         self._lock = threading.Lock()
+        self._last_batch: dict[str, int] = {}  # run id -> last batch id taken
+
+    def record(self, progress: dict[str, Any], write: bool = True) -> bool:
+        """Take one progress report (a StreamingQueryProgress as its JSON dict) unless it is
+        another query's or its batch is already taken; True when a row was taken. Rows are
+        written at most once per ``every_seconds`` (never here when ``write`` is false).
+
+        A query's progress reports come in batch order (from the listener and from
+        ``recentProgress`` alike), so a batch id at or below the run's last taken one has
+        been taken already."""
+        if progress.get("name") not in self.query_names:
+            return False
+        row = progress_row(progress)
+        with self._lock:
+            if row["batch_id"] <= self._last_batch.get(row["run_id"], -1):
+                return False
+            self._last_batch[row["run_id"]] = row["batch_id"]
+            self.dropped_late += row["rows_dropped_by_watermark"]
+            self._rows.append(row)
+            due = time.monotonic() - self._last_insert >= self.every_seconds
+        if due and write:
+            self.flush()
+        return True
+
+    def flush(self, queries: list[Any] | None = None) -> int:
+        """Write the rows held back (one INSERT), first taking what the listener has not
+        delivered yet of each stopped query's ``recentProgress``; a failure is logged, never
+        raised. Returns the number of progress reports taken from ``queries``."""
+        taken = 0
+        for query in queries or []:
+            try:
+                for progress in query.recentProgress:
+                    taken += self.record(json.loads(progress.json), write=False)
+            except Exception as exc:  # same rule as the listener: never break the stop
+                log.warning("recording the last streaming progress failed error=%r", exc)
+        if taken:
+            log.debug("recorded %d progress reports the listener had not delivered", taken)
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if rows:
+                self._last_insert = time.monotonic()
+        if rows:
+            try:
+                self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist(rows, _SCHEMA))
+            except Exception as exc:
+                log.warning("recording streaming progress failed rows=%d error=%r", len(rows), exc)
+        return taken
 
     def onQueryStarted(self, event: Any) -> None:
         pass
 
     def onQueryProgress(self, event: Any) -> None:
         try:
-            progress = json.loads(event.progress.json)
-            if progress.get("name") not in self.query_names:
-                return
-            row = progress_row(progress)
-            with self._lock:
-                self.dropped_late += row["rows_dropped_by_watermark"]
-                self._rows.append(row)
-                due = time.monotonic() - self._last_insert >= self.every_seconds
-            if due:
-                self.flush()
+            self.record(json.loads(event.progress.json))
         except Exception as exc:  # a metrics failure must not stop the pipeline; say so loudly
             log.warning("recording streaming progress failed error=%r", exc)
-
-    def flush(self) -> None:
-        """Write the rows held back (one INSERT); a failure is logged, never raised."""
-        with self._lock:
-            rows, self._rows = self._rows, []
-            if rows:
-                self._last_insert = time.monotonic()
-        if not rows:
-            return
-        try:
-            self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist(rows, _SCHEMA))
-        except Exception as exc:
-            log.warning("recording streaming progress failed rows=%d error=%r", len(rows), exc)
 
     def onQueryIdle(self, event: Any) -> None:
         self.flush()

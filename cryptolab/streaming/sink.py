@@ -114,7 +114,9 @@ class StoreSink:
                         f"cannot write {table_name} (batch {batch_id}) to ClickHouse at "
                         f"{masked_url(self.store.url)}: still failing after {attempt} attempts "
                         f"in {self.retry_seconds:.0f} s ({error}); {_hint(error)}. Nothing is "
-                        "lost: restart once fixed and the stream resumes from its checkpoint."
+                        "lost: restart once fixed and the stream resumes from its checkpoint "
+                        "(`cryptolab stream --until-caught-up` stores what Kafka holds, then "
+                        "exits)."
                     )
                     log.error("%s", self.failure)
                     raise self.failure from exc

@@ -2,8 +2,10 @@
 
 The pipeline's driver submits to ``spark://127.0.0.1:<port>`` (client mode: the driver stays in
 the cryptolab process, so the embedded store still works); the worker runs the executors with
-the Kafka connector jars the driver ships through ``spark.jars``. Candles must equal the
-independent pandas reference, and the master must show the application ran on the worker.
+the Kafka connector jars the driver ships through ``spark.jars``. With the reconcile off, the
+store must hold every published trade once and the streamed candles must equal the independent
+pandas reference (tests/reliability/pipeline.py's verify_store), and the master must show the
+application ran on the worker.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import pytest
 
 from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.feeds.tapes.tape import write_frames
-from tests.e2e.helpers import cryptolab, environment, stored_candles
-from tests.reference import assert_candles_equal, reference_candles, tape_trades
+from tests.e2e.helpers import cryptolab
+from tests.reference import reference_candles, tape_trades
+from tests.reliability.pipeline import pipeline_env, verify_store
 from tests.spark_cluster import StandaloneCluster
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -39,11 +42,11 @@ def tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cluster_env(tmp_path: Path, cluster: StandaloneCluster, bootstrap: str) -> dict[str, str]:
-    return environment(
+    """A fresh topic pair, the reconcile off (the stream is judged, not the batch reconcile)."""
+    return pipeline_env(
         tmp_path / "data",
         CRYPTOLAB_SPARK_MASTER=cluster.url,
         CRYPTOLAB_KAFKA_BOOTSTRAP=bootstrap,
-        CRYPTOLAB_TOPIC=f"t_{uuid.uuid4().hex[:8]}",
         CRYPTOLAB_DLQ_TOPIC=f"dlq_{uuid.uuid4().hex[:8]}",
         SPARK_LOCAL_IP="127.0.0.1",
     )
@@ -63,7 +66,7 @@ def test_up_on_a_standalone_cluster_equals_the_reference(
     env = cluster_env(tmp_path, cluster, kafka_bootstrap)
     up = ["up", "--source", "replay", "--tape", str(tape), "--speed", "max", "--until-drained"]
     cryptolab([*up, "--no-dash"], env)
-    assert_candles_equal(stored_candles(env, SYMBOLS), reference_candles(tape_trades(tape)))
+    verify_store(env, tape, SYMBOLS)
     ran_on_the_worker(cluster, "cryptolab")
 
 
@@ -82,5 +85,5 @@ def test_split_stages_on_a_standalone_cluster_equal_the_reference(
     total = sum(int(cast(int, c["trades"])) for c in trades.values())
     assert f"trades={total} dlq=0" in published
     cryptolab(["stream", "--until-caught-up"], env)
-    assert_candles_equal(stored_candles(env, SYMBOLS), trades)
+    verify_store(env, tape, SYMBOLS)
     ran_on_the_worker(cluster, "cryptolab-stream")

@@ -1,6 +1,7 @@
 """The store's disk fills up: writes are retried (Kafka holds the backlog) and nothing is
 lost when space comes back; if it never does, `cryptolab up` stops with an error that says
-what is wrong and the tables stay intact for the restart."""
+what is wrong, the tables stay intact, and the restart (`cryptolab stream --until-caught-up`,
+nothing re-published) stores the rest. No reconcile: the streamed candles are judged."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ import pytest
 
 from cryptolab.feeds.tapes.synth import synth_frames
 from cryptolab.feeds.tapes.tape import write_frames
-from tests.e2e.helpers import cryptolab
 from tests.reliability.disk import fill, small_disk
 from tests.reliability.pipeline import (
-    Up,
     commits,
+    in_kafka,
     pipeline_env,
     replay,
+    resume,
+    stored_ids,
+    stream_settings,
+    up,
     verify_store,
     wait_until,
 )
@@ -68,34 +72,36 @@ def test_disk_full_for_a_while_then_freed_loses_nothing(
     with small_disk(tmp_path / "disk", 96) as disk:
         env = pipeline_env(tmp_path / "data", CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
                            CRYPTOLAB_CLICKHOUSE_URL=f"chdb://{disk / 'clickhouse'}")  # fmt: skip
-        up = Up.start(replay(tape, "2"), env, tmp_path / "up.log")
+        run = up(replay(tape, "2"), env, tmp_path / "up.log")
         try:
-            wait_until("stored batches", lambda: len(commits(tmp_path / "data")) >= 1, 240, up)
+            wait_until("stored batches", lambda: len(commits(tmp_path / "data")) >= 1, 240, run)
             ballast = fill(disk)
             full_at = time.monotonic()
-            wait_until("a failed store write", lambda: "store write failed" in up.output(), 60, up)
+            wait_until("a failed store write", lambda: "store write failed" in run.output(), 60,
+                       run)  # fmt: skip
             time.sleep(max(0.0, FULL_FOR_S - (time.monotonic() - full_at)))
-            failed_writes = up.output().count("store write failed")
+            failed_writes = run.output().count("store write failed")
             ballast.unlink()
             freed_at = time.monotonic()
             recovered_at = wait_until(
                 "the store write to recover",
-                lambda: "store write recovered" in up.output(),
+                lambda: "store write recovered" in run.output(),
                 120,
-                up,
+                run,
             )
-            assert up.wait() == 0, up.output()[-3000:]
+            assert run.wait() == 0, run.output()[-3000:]
             counts = verify_store(env, tape, SYMBOLS)
             tables = _check_tables(env)
         finally:
-            if up.alive():
-                up.kill()
-    assert "Traceback" not in up.output()
+            if run.alive():
+                run.kill()
+    assert "Traceback" not in run.output()
     record(
         "fault",
         "ClickHouse disk full for a while",
         injected=f"store's tmpfs filled to ENOSPC mid-stream for {freed_at - full_at:.0f} s, "
         "then the ballast removed",
+        **stream_settings(env),
         **counts,
         failed_writes_retried=failed_writes,
         tables_checked_ok=len(tables),
@@ -107,22 +113,26 @@ def test_disk_full_for_a_while_then_freed_loses_nothing(
 def test_disk_that_stays_full_stops_with_a_clear_error_and_intact_tables(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
+    """The whole tape is published at once and read 1,500 records per micro-batch, so
+    the disk fills with most of it in Kafka and not yet stored: the restart must store it."""
     tape = _tape(tmp_path, seed=94)
+    data = tmp_path / "data"
     with small_disk(tmp_path / "disk", 96) as disk:
-        env = pipeline_env(tmp_path / "data", CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        env = pipeline_env(data, CRYPTOLAB_KAFKA_BOOTSTRAP=kafka_bootstrap,
                            CRYPTOLAB_CLICKHOUSE_URL=f"chdb://{disk / 'clickhouse'}",
-                           CRYPTOLAB_STORE_RETRY_SECONDS="6")  # fmt: skip
-        up = Up.start(replay(tape, "2"), env, tmp_path / "up.log")
+                           CRYPTOLAB_STORE_RETRY_SECONDS="6",
+                           CRYPTOLAB_MAX_OFFSETS_PER_TRIGGER="1500")  # fmt: skip
+        run = up(replay(tape, "max"), env, tmp_path / "up.log")
         try:
-            wait_until("stored batches", lambda: len(commits(tmp_path / "data")) >= 1, 240, up)
+            wait_until("stored batches", lambda: len(commits(data)) >= 1, 240, run)
             ballast = fill(disk)
             full_at = time.monotonic()
-            rc = up.wait(timeout=180)
+            rc = run.wait(timeout=180)
             stopped_after = time.monotonic() - full_at
         finally:
-            if up.alive():
-                up.kill()
-        output = up.output()
+            if run.alive():
+                run.kill()
+        output = run.output()
         assert rc != 0
         error = [line for line in output.splitlines() if "disk holding the ClickHouse data is full"
                  in line]  # fmt: skip
@@ -130,17 +140,25 @@ def test_disk_that_stays_full_stops_with_a_clear_error_and_intact_tables(
         assert re.search(r"Nothing is lost: restart once fixed", error[-1])
         ballast.unlink()
         tables = _check_tables(env)
-        done = cryptolab(["up", "--source", "replay", "--tape", str(tape), "--speed", "max",
-                          "--until-drained", "--no-dash"], env)  # fmt: skip
-        assert "drained" in done.stderr
+        published, stored_at_stop = in_kafka(env), len(stored_ids(env))
+        restart = resume(env, tmp_path / "resume.log")
+        assert restart.wait() == 0, restart.output()[-3000:]
+        assert "caught up" in restart.output(), restart.output()[-3000:]
         counts = verify_store(env, tape, SYMBOLS)
+    # the disk filled mid-stream: the tape was all in Kafka, only part of it stored
+    assert published == counts["trades_in"] and stored_at_stop < published
     record(
         "fault",
         "ClickHouse disk stays full",
         injected="store's tmpfs filled to ENOSPC mid-stream and left full "
-        "(CRYPTOLAB_STORE_RETRY_SECONDS=6)",
+        "(CRYPTOLAB_STORE_RETRY_SECONDS=6); freed, then `cryptolab stream --until-caught-up` "
+        "(nothing re-published)",
         stopped_after_seconds=round(stopped_after, 1),
         error=error[-1][error[-1].index("still failing") :][:200],
         tables_checked_ok=len(tables),
+        **stream_settings(env),
         **counts,
+        in_kafka_at_stop=published,
+        stored_at_stop=stored_at_stop,
+        stored_by_restart=counts["trades_stored"] - stored_at_stop,
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.reference import reference_candles, tape_trades
+from tests.reference import candle_differences, reference_candles, tape_trades
 
 
 def _frame(
@@ -46,3 +46,25 @@ def test_hand_computed_window(tmp_path: Path) -> None:
     assert (first["first_trade_id"], first["last_trade_id"]) == (1, 3)
     assert first["vwap"] == 101.0
     assert candles[("BTCUSDT", 1_000_010_000)]["trades"] == 1
+
+
+def test_candle_differences_names_each_difference(tmp_path: Path) -> None:
+    tape = tmp_path / "t.jsonl"
+    tape.write_text(
+        "\n".join(
+            [
+                _frame(1, "100.00000000", "1.00000000", 1_000_001_000, True),
+                _frame(2, "101.00000000", "1.00000000", 1_000_011_000, True),
+            ]
+        )
+    )
+    expected = reference_candles(tape_trades(tape))
+    assert candle_differences(expected, expected) == []
+    first, second = sorted(expected)
+    changed = {first: {**expected[first], "close": Decimal("100.00000001")}}
+    assert candle_differences(changed, expected) == [
+        f"missing window {second}",
+        f"{first} close: got 100.00000001 want 100.00000000",
+    ]
+    extra = {**expected, ("ETHUSDT", 0): expected[first]}
+    assert candle_differences(extra, expected) == ["unexpected window ('ETHUSDT', 0)"]
