@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # Binance
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
+    binance_data_url: str = Field(
+        "https://data.binance.vision", description="Binance's published trade and kline files"
+    )
     binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
         "MILLISECOND",
         description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",

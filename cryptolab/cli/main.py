@@ -232,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     jars.add_argument("action", choices=("fetch",))
     jars.set_defaults(func=cmd.cmd_jars)
 
+    from cryptolab.cli.history import add_parsers as add_history
+
+    add_history(sub)
+
     dash_cmd = sub.add_parser("dash", parents=[dash], help="serve the dashboard over the store")
     dash_cmd.set_defaults(func=cmd.cmd_dash)
     return parser
