@@ -81,13 +81,14 @@ class Shard:
         self.attempts.record()
         self.counters.connect_attempts += 1
         try:
-            ws = await self.session.ws_connect(
-                self.url,
-                autoping=False,
-                heartbeat=None,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                max_msg_size=0,
-            )
+            async with asyncio.timeout(self.config.connect_timeout):  # TCP + TLS + handshake
+                ws = await self.session.ws_connect(
+                    self.url,
+                    autoping=False,
+                    heartbeat=None,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                    max_msg_size=0,
+                )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("binance connect failed shard=%d error=%r", self.index, exc)
             return None
