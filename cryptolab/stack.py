@@ -137,6 +137,8 @@ class Stack:
         self.status.bootstrap = bootstrap
         ensure_topics(settings, bootstrap)
         self.store = open_store(settings)
+        if self.source.resume is not None:  # continue where the stored history ends
+            self.source.resume(queries.history_last_ids(self.store, settings.symbols))
         from cryptolab.streaming.session import create_spark
 
         self.spark = create_spark(settings)
