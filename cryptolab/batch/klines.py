@@ -86,6 +86,9 @@ class KlineReport:
     compared: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    """Per compared kline: ``open_time`` (ms) and, per field, Binance's value minus ours (0
+    when equal; None where one side has no kline or candle)."""
 
     @property
     def equal(self) -> int:
@@ -119,6 +122,7 @@ def compare(klines: Iterable[Kline], candles: Any, report: KlineReport) -> Kline
         if candle is None:
             if kline is not None and kline.empty:
                 report.compared += 1  # no trade, no candle: equal
+                report.differences.append({"open_time": opened, **dict.fromkeys(FIELDS, 0)})
                 continue
             assert kline is not None
             diffs = [("trades", _text(kline.values["trades"]), "no candle")]
@@ -131,9 +135,18 @@ def compare(klines: Iterable[Kline], candles: Any, report: KlineReport) -> Kline
                 if kline.values[name] != candle[name]
             ]
         report.compared += 1
+        report.differences.append(_difference(opened, kline, candle))
         if diffs:
             report.mismatches.append(Mismatch(opened, tuple(diffs)))
     return report
+
+
+def _difference(
+    opened: int, kline: Kline | None, candle: dict[str, Decimal] | None
+) -> dict[str, Any]:
+    if kline is None or candle is None:
+        return {"open_time": opened, **dict.fromkeys(FIELDS)}
+    return {"open_time": opened, **{name: kline.values[name] - candle[name] for name in FIELDS}}
 
 
 def days_of(start: datetime, end: datetime) -> list[date]:

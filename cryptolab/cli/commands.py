@@ -163,6 +163,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         "tape": str(args.tape) if args.tape else None,
         "data_dir": str(settings.data_dir.resolve()),
     }
+    if args.base_url:  # a parameter of 04_history only
+        parameters["base_url"] = args.base_url
     files = render_report(
         args.notebook,
         parameters,

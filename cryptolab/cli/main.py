@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--tape", help="report on this tape ('sample' = the bundled one) instead of the store"
     )
+    rep.add_argument(
+        "--base-url",
+        help="04_history: the trade archive, e.g. https://data.binance.vision (default 'sample', "
+        "an offline stand-in made from the bundled tape)",
+    )
     rep.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
     rep.set_defaults(func=cmd.cmd_report)
 
