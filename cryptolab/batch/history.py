@@ -190,6 +190,12 @@ def load_history(
     or the cache disk is full (files loaded before stay, complete)."""
     symbols = tuple(dict.fromkeys(s.upper() for s in symbols))
     queue = plan(symbols, start, end, today or datetime.now(UTC).date())
+    if not store.embedded:
+        raise HistoryError(
+            "history load writes to the embedded store (ClickHouse reads the downloaded files "
+            "from this machine's disk); unset CRYPTOLAB_CLICKHOUSE_URL to use it, or run the "
+            "load on the ClickHouse server's host with an embedded store and copy the data"
+        )
     progress = progress or LogProgress()
     report = HistoryReport(symbols, start, end)
     started = time.perf_counter()

@@ -21,6 +21,23 @@ from cryptolab.store.schema import ensure_schema
 from cryptolab.store.server import http_target, require_supported, server_version
 
 
+def _locked_by_another_process(path: Path) -> bool:
+    """True when another process holds ClickHouse's lock on ``path/status`` (chDB 4.x reports
+    only "Error initializing EmbeddedServer" then)."""
+    import fcntl
+
+    try:
+        with open(path / "status", "rb") as status:
+            try:
+                fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(status, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _connect_chdb(path: str) -> Any:
     import clickhouse_connect
 
@@ -36,7 +53,7 @@ def _connect_chdb(path: str) -> Any:
                 f"this process already uses an embedded ClickHouse at another path; chDB allows "
                 f"one data directory per process, so {path} cannot be opened here too"
             ) from exc
-        if "lock" in text.lower():
+        if "lock" in text.lower() or _locked_by_another_process(Path(path)):
             raise StoreError(
                 f"the ClickHouse data dir {path} is in use by another process (is "
                 "`cryptolab up` or a notebook running?). Stop it, or set CRYPTOLAB_DATA_DIR / "

@@ -202,6 +202,30 @@ def test_bad_input_gets_one_clear_line_each(archive: Archive, tmp_path: Path) ->
     assert dump(env)["trades"] == []  # nothing half-loaded
 
 
+def test_a_store_another_process_owns_is_refused(archive: Archive, tmp_path: Path) -> None:
+    """While a pipeline (here: any process) has the embedded store open, history load says so
+    and changes nothing."""
+    env = environment(tmp_path / "data", CRYPTOLAB_CACHE_DIR=str(tmp_path / "cache"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom cryptolab.settings import load_settings\n"
+         "from cryptolab.store import open_store\nstore = open_store(load_settings())\n"
+         "print('open', flush=True)\ntime.sleep(120)"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with serving(archive.root) as server:
+            done = run(["history", "load", "--symbols", "BTCUSDT", "--start", "2025-01-01",
+                        "--end", "2025-01-01", "--base-url", server.url], env)  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert "in use by another process" in errors[0]
+    assert dump(env)["trades"] == []
+
+
 def test_a_full_disk_during_download_stops_cleanly(archive: Archive, tmp_path: Path) -> None:
     from tests.reliability.disk import fill, small_disk
 
