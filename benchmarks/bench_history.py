@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -162,7 +163,9 @@ def run(trades: int, rounds: int, work: Path) -> dict[str, Any]:
 
     ours_checked: list[Store] = []
     tape_checked: list[Store] = []
-    times = interleaved([ours, tape_path], rounds)
+    load_before = os.getloadavg()[0]
+    cpu: list[list[float]] = [[], []]
+    times = interleaved([cpu_time(ours, cpu[0]), cpu_time(tape_path, cpu[1])], rounds)
     for store in ours_checked:
         check(store, trades, "history load")
     for store in tape_checked:
@@ -194,10 +197,27 @@ def run(trades: int, rounds: int, work: Path) -> dict[str, Any]:
             "zip_bytes": zipped.stat().st_size,
             "seconds_ours": times[0],
             "seconds_tape_path": times[1],
+            "cpu_seconds_ours": cpu[0],
+            "cpu_seconds_tape_path": cpu[1],
+            "trades_per_cpu_second_ours": trades / statistics.median(cpu[0]),
+            "trades_per_cpu_second_tape_path": trades / statistics.median(cpu[1]),
+            "load_average_1m_before": round(load_before, 2),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
         },
     }
+
+
+def cpu_time(fn: Callable[[], Any], out: list[float]) -> Callable[[], None]:
+    """``fn``, recording the CPU seconds this process (chDB's threads included) spent in it."""
+
+    def timed() -> None:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        fn()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        out.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+
+    return timed
 
 
 def interleaved(fns: list[Callable[[], Any]], rounds: int) -> list[list[float]]:
@@ -243,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         f"history load {ours['min']:,.0f} / {ours['median']:,.0f} / {ours['max']:,.0f} trades/s "
         f"(min/median/max) vs tape path {base['min']:,.0f} / {base['median']:,.0f} / "
         f"{base['max']:,.0f}: {base['ratio']:.1f}x; target {row['target']}: {row['status']} "
-        f"({row['extra']['trades']:,} trades, load average {row['extra']['load_average_1m']})"
+        f"({row['extra']['trades']:,} trades, load average {row['extra']['load_average_1m']}; "
+        f"{row['extra']['trades_per_cpu_second_ours']:,.0f} vs "
+        f"{row['extra']['trades_per_cpu_second_tape_path']:,.0f} trades per CPU second)"
     )
     print(f"wrote {args.out}")
     return 0
