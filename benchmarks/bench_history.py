@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    started = datetime.now(UTC)
+    started, commit = datetime.now(UTC), git_commit()  # the code measured, before it runs
     work = Path(tempfile.mkdtemp(prefix="cryptolab-bench-history-"))
     try:
         row = run(args.trades, args.rounds, work)
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     row.update(
-        commit=git_commit(),
+        commit=commit,
         date=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         command=" ".join(["python -m benchmarks.bench_history", *(argv or sys.argv[1:])]),
     )
