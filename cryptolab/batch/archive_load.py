@@ -49,8 +49,11 @@ _FROM_CSV = """
                                     'UTC') AS trade_time,
            trade_time AS event_time, is_buyer_maker, now64(6) AS ingest_time
     FROM file({path:String}, 'CSV', {schema:String}, {compression:String})
-    SETTINGS input_format_csv_detect_header = 0, input_format_csv_skip_first_lines = """
-"""The file has no event time: like ``tape import``, ``event_time = trade_time``."""
+    SETTINGS optimize_on_insert = 0, input_format_csv_detect_header = 0,
+             input_format_csv_skip_first_lines = """
+"""The file has no event time: like ``tape import``, ``event_time = trade_time``.
+``optimize_on_insert = 0``: no deduplication inside each inserted block (~20 % of the load's CPU);
+a published file has no repeated id, and ``trades`` is read with FINAL anyway."""
 CHUNK = 1 << 20
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no time
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra length
