@@ -41,5 +41,9 @@ class StreamingError(CryptolabError):
     """The Spark streaming job failed."""
 
 
+class HistoryError(CryptolabError):
+    """Published history (data.binance.vision) could not be fetched, verified or loaded."""
+
+
 class FeedError(CryptolabError):
     """The live feed (WebSocket or REST backfill) failed in a way it cannot recover from."""

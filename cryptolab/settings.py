@@ -194,6 +194,9 @@ class Settings(BaseSettings):
         description="WebSocket base; /stream?streams=... is appended",
     )
     binance_rest_url: str = Field("https://api.binance.com", description="REST base (backfill)")
+    binance_data_url: str = Field(
+        "https://data.binance.vision", description="Binance's published trade and kline files"
+    )
     binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
         "MILLISECOND",
         description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",

@@ -157,6 +157,8 @@ class Stack:
         ensure_topics(settings, bootstrap)
         self.store = open_store(settings)
         self.share = StoreShare.start(settings)  # other processes read the live store here
+        if self.source.resume is not None:  # continue where the stored history ends
+            self.source.resume(queries.history_last_ids(self.store, settings.symbols))
         from cryptolab.streaming.session import create_spark
 
         self.spark = create_spark(settings)

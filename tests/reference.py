@@ -202,3 +202,43 @@ def reference_overview(trades: pd.DataFrame) -> dict[str, dict[str, object]]:
             "spark": [float(p) for p in spark if p is not None],
         }
     return result
+
+
+KLINE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades", "buy_volume")
+
+
+def reference_klines(
+    trades: pd.DataFrame, interval_ms: int, start_ms: int, end_ms: int, previous_close: Decimal
+) -> list[dict[str, object]]:
+    """Binance-style klines of one symbol for every interval in ``[start_ms, end_ms)``, from
+    trades (``trade_time`` in µs): open/close by (trade_time, trade_id); an interval without
+    trades is a kline with volume 0 and every price the previous close (as Binance publishes
+    them). Keys: open_time (ms) and KLINE_FIELDS, plus buy_quote_volume."""
+    trades = trades.sort_values(["trade_time", "trade_id"])
+    buckets = (trades["trade_time"] // 1000 - start_ms) // interval_ms
+    groups = {int(k): g for k, g in trades.groupby(buckets)}
+    klines: list[dict[str, object]] = []
+    close = previous_close
+    for n in range((end_ms - start_ms) // interval_ms):
+        group = groups.get(n)
+        if group is None:
+            zero = Decimal(0)
+            klines.append({"open_time": start_ms + n * interval_ms, "open": close, "high": close,
+                           "low": close, "close": close, "volume": zero, "quote_volume": zero,
+                           "trades": 0, "buy_volume": zero, "buy_quote_volume": zero})  # fmt: skip
+            continue
+        prices, qtys, makers = list(group["price"]), list(group["qty"]), list(group["m"])
+        with localcontext(prec=60):
+            quotes = [p * q for p, q in zip(prices, qtys, strict=True)]
+            klines.append({
+                "open_time": start_ms + n * interval_ms,
+                "open": prices[0], "high": max(prices), "low": min(prices), "close": prices[-1],
+                "volume": sum(qtys, Decimal(0)), "quote_volume": sum(quotes, Decimal(0)),
+                "trades": len(prices),
+                "buy_volume": sum((q for q, m in zip(qtys, makers, strict=True) if not m),
+                                  Decimal(0)),
+                "buy_quote_volume": sum((x for x, m in zip(quotes, makers, strict=True) if not m),
+                                        Decimal(0)),
+            })  # fmt: skip
+        close = prices[-1]
+    return klines

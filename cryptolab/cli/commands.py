@@ -220,6 +220,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         "tape": None if args.tape is None or args.tape.lower() == "none" else str(args.tape),
         "data_dir": str(settings.data_dir.resolve()),
     }
+    if args.base_url:  # a parameter of 04_history only
+        parameters["base_url"] = args.base_url
     files = render_report(
         args.notebook,
         parameters,

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="report on this tape ('sample' = the bundled one); default or 'none': the store "
         "(the running pipeline's, read-only, while it runs)",
     )
+    rep.add_argument(
+        "--base-url",
+        help="04_history: the trade archive, e.g. https://data.binance.vision (default 'sample', "
+        "an offline stand-in made from the bundled tape)",
+    )
     rep.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
     rep.set_defaults(func=cmd.cmd_report)
 
@@ -245,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     jars = sub.add_parser("jars", help="JVM jars (Kafka broker, Spark Kafka connector)")
     jars.add_argument("action", choices=("fetch",))
     jars.set_defaults(func=cmd.cmd_jars)
+
+    from cryptolab.cli.history import add_parsers as add_history
+
+    add_history(sub)
 
     dash_cmd = sub.add_parser("dash", parents=[dash], help="serve the dashboard over the store")
     dash_cmd.set_defaults(func=cmd.cmd_dash)

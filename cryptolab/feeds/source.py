@@ -36,6 +36,9 @@ class Source:
     stops_itself: bool = False  # the frames iterator ends by itself soon after stop is set
     counters: Callable[[], dict[str, int]] | None = None  # feed counters (live source)
     paced: bool = True  # frames come as they happen; False: as fast as read (published in batches)
+    resume: Callable[[dict[str, int]], None] | None = None
+    """Live source: continue each symbol after this trade id (e.g. the last one of the
+    history in the store): the gap up to the first live trade is backfilled over REST."""
 
 
 def replay_source(path: Path, speed: float | None) -> Source:
@@ -83,4 +86,5 @@ def live_source(settings: Settings) -> Source:
         finite=False,
         stops_itself=True,
         counters=feed.counters.as_dict,
+        resume=feed.resume_from,
     )

@@ -10,6 +10,7 @@ Analysis helpers live in :mod:`cryptolab.lab.indicators`, :mod:`cryptolab.lab.ta
 """
 
 from cryptolab.lab.data import MarketData, open_market_data, parse_time, period, sample_market
+from cryptolab.lab.history import History, open_history
 from cryptolab.lab.pipeline import (
     feed_counters,
     pipeline_summary,
@@ -22,8 +23,10 @@ from cryptolab.lab.pipeline import (
 from cryptolab.lab.setup import setup
 
 __all__ = [
+    "History",
     "MarketData",
     "feed_counters",
+    "open_history",
     "open_market_data",
     "parse_time",
     "period",

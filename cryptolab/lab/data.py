@@ -57,6 +57,18 @@ def scratch_dir() -> Path:
     return _scratch
 
 
+def next_scratch_settings(**overrides: Any) -> Settings:
+    """Settings of a fresh database in this kernel's scratch chDB store (whatever store the
+    environment names)."""
+    scratch = scratch_dir()
+    return load_settings(
+        data_dir=scratch,
+        clickhouse_url=f"chdb://{scratch / 'clickhouse'}",
+        clickhouse_database=f"lab_{next(_databases)}",
+        **overrides,
+    )
+
+
 @dataclass
 class MarketData:
     """An open store and where its data came from."""
@@ -141,13 +153,7 @@ def open_market_data(
     """
     if tape:
         path = resolve_tape(tape)
-        scratch = scratch_dir()
-        settings = load_settings(  # always the scratch chDB, whatever store the env names
-            data_dir=scratch,
-            clickhouse_url=f"chdb://{scratch / 'clickhouse'}",
-            clickhouse_database=f"lab_{next(_databases)}",
-            **overrides,
-        )
+        settings = next_scratch_settings(**overrides)
         store = open_store(settings)
         return MarketData(store, settings, load_tape(store, path))
     settings = load_settings(data_dir=data_dir, **overrides)

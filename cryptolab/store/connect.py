@@ -34,6 +34,23 @@ class StoreLockedError(StoreError):
     """Another process holds the embedded store's lock."""
 
 
+def _locked_by_another_process(path: Path) -> bool:
+    """True when another process holds ClickHouse's lock on ``path/status`` (chDB 4.x reports
+    only "Error initializing EmbeddedServer" then)."""
+    import fcntl
+
+    try:
+        with open(path / "status", "rb") as status:
+            try:
+                fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(status, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _connect_chdb(path: str) -> Any:
     import clickhouse_connect
 
@@ -49,7 +66,7 @@ def _connect_chdb(path: str) -> Any:
                 f"this process already uses an embedded ClickHouse at another path; chDB allows "
                 f"one data directory per process, so {path} cannot be opened here too"
             ) from exc
-        if "lock" in text.lower():
+        if "lock" in text.lower() or _locked_by_another_process(Path(path)):
             raise StoreLockedError(
                 f"the ClickHouse data dir {path} is in use by another process (`cryptolab up`, "
                 "`stream` or a notebook running the pipeline) that does not share it (started "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ import pandas as pd
 
 from cryptolab.model import CANDLE_COLUMNS
 from cryptolab.store.client import Store
-from cryptolab.store.schema import CANDLES_10S, TRADES, TS
+from cryptolab.store.schema import CANDLES_10S, HISTORY_FILES, TRADES, TS
 from cryptolab.times import EPOCH, range_params, to_utc, utc_or
 
 INTERVAL_SECONDS = {"10s": 10, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
@@ -184,6 +185,17 @@ def stored_since(store: Store, since: datetime) -> tuple[int, int]:
         {"since": since},
     )
     return int(rows[0][0]), int(rows[0][1])
+
+
+def history_last_ids(store: Store, symbols: Sequence[str]) -> dict[str, int]:
+    """Per symbol, the last trade id of the published history loaded into the store
+    (``cryptolab history load``), where the live feed continues from."""
+    rows = store.query_rows(
+        f"SELECT symbol, max(last_trade_id) FROM {store.table(HISTORY_FILES)} "  # noqa: S608
+        "WHERE symbol IN {symbols:Array(String)} AND trades > 0 GROUP BY symbol",
+        {"symbols": list(symbols)},
+    )
+    return {str(s): int(i) for s, i in rows}
 
 
 def newest_trade_time(store: Store) -> datetime | None:

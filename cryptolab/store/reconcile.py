@@ -4,24 +4,32 @@ Streaming candles can miss trades that arrive after the watermark (they are stil
 ``trades``). Reconciling recomputes every window in a time range from ``trades FINAL`` — the
 same definition as the stream: open/close by (trade_time, trade_id) — compares the exact
 fields with ``candles_10s FINAL`` and writes a corrected row for every window that differs
-(or is missing). It is idempotent: a second run changes nothing.
+(or is missing). It is idempotent: a second run changes nothing. The comparison and the write
+stay inside ClickHouse (a scratch Memory table), so a day of a busy symbol (8,640 windows,
+millions of trades) reconciles in well under a second.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptolab.model import WINDOW_SECONDS
 from cryptolab.store.client import Store
-from cryptolab.store.schema import CANDLES_10S, OHLCV_FROM_TRADES, TRADE_ORDER, TRADES, TS
+from cryptolab.store.schema import CANDLES_10S, OHLCV_FROM_TRADES, TRADE_KEY, TRADES, TS
 from cryptolab.times import END_OF_TIME, to_utc
 
 log = logging.getLogger(__name__)
 
+CANDLE_ROW = (
+    "symbol", "window_start", "window_end", "open", "high", "low", "close", "volume",
+    "quote_volume", "vwap", "trades", "buy_volume", "first_trade_id", "last_trade_id",
+)  # fmt: skip
+"""The columns of a ``candles_10s`` row a reconcile writes (``updated_at`` besides)."""
 COMPARED = (
     "open", "high", "low", "close", "volume", "quote_volume", "trades", "buy_volume",
     "first_trade_id", "last_trade_id",
@@ -41,7 +49,8 @@ class ReconcileReport:
     start: datetime
     end: datetime
     windows_checked: int = 0
-    changed: list[ChangedWindow] = field(default_factory=list)
+    changed: list[ChangedWindow] = field(default_factory=list)  # empty unless details asked
+    windows_changed: int = 0
     seconds: float = 0.0
     dry_run: bool = False  # the changed windows were found, not written
 
@@ -51,7 +60,7 @@ class ReconcileReport:
         )
         lines = [
             f"{verb} {self.start.isoformat()} .. {self.end.isoformat()}: "
-            f"{self.windows_checked} windows checked, {len(self.changed)} {changed} "
+            f"{self.windows_checked} windows checked, {self.windows_changed} {changed} "
             f"in {self.seconds:.2f} s"
         ]
         lines += [
@@ -62,9 +71,11 @@ class ReconcileReport:
         return "\n".join(lines)
 
 
-def _recomputed_sql(store: Store) -> str:
-    """Candles from raw trades in [start, end), with the stored row (if any) beside them."""
-    order = TRADE_ORDER
+def _recomputed_sql(store: Store, symbols: bool = False) -> str:
+    """Candles from raw trades in [start, end), with the stored row (if any) beside them;
+    ``symbols``: only those of the ``symbols`` parameter."""
+    order = TRADE_KEY
+    which = "AND symbol IN {symbols:Array(String)}" if symbols else ""
     return f"""
     WITH fresh AS (
         SELECT symbol,
@@ -75,12 +86,12 @@ def _recomputed_sql(store: Store) -> str:
                argMin(trade_id, {order}) AS first_trade_id,
                argMax(trade_id, {order}) AS last_trade_id
         FROM {store.table(TRADES)} FINAL
-        WHERE trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}}
+        WHERE trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}} {which}
         GROUP BY symbol, window_start
     ),
     stored AS (
         SELECT * FROM {store.table(CANDLES_10S)} FINAL
-        WHERE window_start >= {{start:{TS}}} AND window_start < {{end:{TS}}}
+        WHERE window_start >= {{start:{TS}}} AND window_start < {{end:{TS}}} {which}
     )
     SELECT fresh.*, stored.trades AS stored_trades,
            ({" OR ".join(f"fresh.{c} != stored.{c}" for c in COMPARED)}) OR stored.symbol = ''
@@ -92,47 +103,68 @@ def _recomputed_sql(store: Store) -> str:
 
 
 def reconcile(
-    store: Store, start: datetime, end: datetime | None = None, write: bool = True
+    store: Store,
+    start: datetime,
+    end: datetime | None = None,
+    details: bool = True,
+    symbols: Sequence[str] | None = None,
+    write: bool = True,
 ) -> ReconcileReport:
-    """Correct every 10 s candle with ``start <= window_start < end`` from the raw trades
-    (``write=False``: only report the windows that differ; works on a read-only store)."""
+    """Correct every 10 s candle with ``start <= window_start < end`` from the raw trades (of
+    ``symbols`` only, when given). ``details``: list every changed window in the report (else
+    only their number). ``write=False``: only report the windows that differ (a dry run; works
+    on a read-only store, so it reads the comparison twice instead of keeping a scratch table)."""
     end = end or END_OF_TIME
     start = _floor(start)
     report = ReconcileReport(start, end, dry_run=not write)
     started = time.perf_counter()
-    table = store.query_arrow(_recomputed_sql(store), {"start": start, "end": end})
-    report.windows_checked = table.num_rows
-    if table.num_rows:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        changed = table.filter(pc.cast(table["differs"], pa.bool_()))
-        if changed.num_rows and write:
-            _write(store, changed)
-        for row in changed.select(
-            ["symbol", "window_start", "stored_trades", "trades"]
-        ).to_pylist():
-            report.changed.append(
-                ChangedWindow(row["symbol"], row["window_start"], int(row["stored_trades"]),
-                              int(row["trades"]))
-            )  # fmt: skip
+    params: dict[str, object] = {"start": start, "end": end}
+    if symbols is not None:
+        params["symbols"] = list(symbols)
+    recomputed = _recomputed_sql(store, symbols is not None)
+    if write:
+        scratch = store.table(f"reconcile_{uuid.uuid4().hex[:16]}")
+        store.command(f"CREATE TABLE {scratch} ENGINE = Memory AS {recomputed}", params)
+        source, source_params = scratch, None
+    else:
+        source, source_params = f"({recomputed})", params
+    try:
+        checked, changed = store.query_rows(
+            f"SELECT count(), countIf(differs) FROM {source}",  # noqa: S608 - no user text
+            source_params,
+        )[0]
+        report.windows_checked, report.windows_changed = int(checked), int(changed)
+        if changed and write:
+            _write(store, source)
+        if changed and details:
+            rows = store.query_rows(
+                f"SELECT symbol, window_start, stored_trades, trades FROM {source} "  # noqa: S608
+                "WHERE differs ORDER BY symbol, window_start",
+                source_params,
+            )
+            report.changed = [
+                ChangedWindow(str(s), to_utc(w), int(before), int(after))
+                for s, w, before, after in rows
+            ]
+    finally:
+        if write:
+            store.command(f"DROP TABLE IF EXISTS {source}")
     report.seconds = time.perf_counter() - started
     log.info(
         "reconcile start=%s windows=%d changed=%d seconds=%.2f",
-        start.isoformat(), report.windows_checked, len(report.changed), report.seconds,
+        start.isoformat(), report.windows_checked, report.windows_changed, report.seconds,
     )  # fmt: skip
     return report
 
 
-def _write(store: Store, changed: Any) -> None:
-    import pyarrow as pa
-
-    now = int(time.time() * 1000)
-    rows = changed.drop_columns(["stored_trades", "differs"])
-    rows = rows.append_column(
-        "updated_at", pa.array([now] * rows.num_rows, pa.timestamp("ms", tz="UTC"))
+def _write(store: Store, scratch: str) -> None:
+    """The changed windows of ``scratch`` -> ``candles_10s``, stamped now (they replace the
+    stored rows: the table keeps the latest ``updated_at``)."""
+    columns = ", ".join(f"`{c}`" for c in CANDLE_ROW)
+    store.command(
+        f"INSERT INTO {store.table(CANDLES_10S)} ({columns}, updated_at) "  # noqa: S608
+        f"SELECT {columns}, now64(3) FROM {scratch} WHERE differs"
     )
-    store.insert_arrow(CANDLES_10S, rows)
 
 
 def _floor(moment: datetime) -> datetime:

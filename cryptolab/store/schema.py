@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 TRADES = "trades"
 CANDLES_10S = "candles_10s"
 QUARANTINE = "quarantine"
+HISTORY_FILES = "history_files"
+"""The published trade files loaded into ``trades`` (one row per file: what, its hash, when)."""
 PIPELINE_METRICS = "pipeline_metrics"
 SEED_VIEW = "binance_trades"
 """The original system's table, kept as a view so its dashboard keeps working."""
@@ -38,9 +40,13 @@ MARKET_STATE = "market_state"
 
 TRADE_ORDER = "(trade_time, trade_id)"
 """Open and close are the first and last trade by this key, never by arrival order."""
+TRADE_KEY = "bitShiftLeft(toUInt128(toUnixTimestamp64Micro(trade_time)), 64) + trade_id"
+""":data:`TRADE_ORDER` as one number (µs since the epoch in the high 64 bits, the id in the low
+64): the same order, ~10x faster in argMin/argMax than a tuple (0.2 vs 2.1 s for the four
+of a day of 2M trades). Trade times are never before the epoch, so the number is exact."""
 OHLCV_FROM_TRADES = f"""
-    argMin(price, {TRADE_ORDER}) AS open, max(price) AS high, min(price) AS low,
-    argMax(price, {TRADE_ORDER}) AS close,
+    argMin(price, {TRADE_KEY}) AS open, max(price) AS high, min(price) AS low,
+    argMax(price, {TRADE_KEY}) AS close,
     CAST(sum(qty) AS Decimal(38, 8)) AS volume,
     CAST(sum(toDecimal128(price, 8) * toDecimal128(qty, 8)) AS Decimal(38, 16)) AS quote_volume,
     toFloat64(quote_volume) / toFloat64(volume) AS vwap,
@@ -109,6 +115,19 @@ def _ddl(store: Store) -> list[str]:
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toYYYYMM(kafka_time)
         ORDER BY (topic, partition, offset) {DEDUP}""",
+        # Published history files already in `trades` (cryptolab history load skips them).
+        f"""CREATE TABLE IF NOT EXISTS {store.table(HISTORY_FILES)} (
+            symbol LowCardinality(String),
+            file String,
+            sha256 String,
+            trades UInt64,
+            first_trade_id UInt64,
+            last_trade_id UInt64,
+            first_trade_time {TS_US},
+            last_trade_time {TS_US},
+            loaded_at {TS} DEFAULT now64(3)
+        ) ENGINE = ReplacingMergeTree(loaded_at)
+        ORDER BY (symbol, file)""",
         # One row per streaming micro-batch progress report.
         f"""CREATE TABLE IF NOT EXISTS {store.table(PIPELINE_METRICS)} (
             query LowCardinality(String),

@@ -231,6 +231,35 @@ def test_report_command_says_what_to_do_when_it_cannot_report(tmp_path: Path) ->
     assert unknown.returncode == 2 and "no notebook 'nope'" in unknown.stderr
 
 
+# -- 04_history ---------------------------------------------------------------------------------
+def test_history_report_loads_checks_and_joins_another_symbol(tmp_path: Path) -> None:
+    """`cryptolab report --notebook 04_history` on the offline stand-in archive: the load table,
+    the klines check and the id run say what tests/reference.py says of the bundled sample."""
+    start, end = "2026-11-01T00:00:00Z", "2026-11-01T00:30:00Z"
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptolab", "report", "--notebook",
+         str(NOTEBOOKS / "04_history.ipynb"), "--symbol", "ETHUSDT", "--start", start,
+         "--end", end, "--interval", "5m", "--base-url", "sample", "--out", "out"],
+        cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    stem = "04_history_ETHUSDT_20261101T000000Z_20261101T003000Z_5m"
+    nb = nbformat.read(tmp_path / "out" / f"{stem}.ipynb", as_version=4)
+    trades = period_trades("ETHUSDT", start, end)
+    ids = sorted(trades.trade_id)
+    loaded = output_of(nb, "hist.load_table(history)")
+    assert re.search(
+        rf"ETHUSDT-trades-2026-11-01.zip\s+loaded\s+{len(trades)}\s+{ids[0]}\s+{ids[-1]}", loaded
+    ), loaded
+    assert "**6/6 klines equal**" in output_of(nb, "check = hist.verify(")
+    holes = [(a + 1, b - 1) for a, b in itertools.pairwise(ids) if b - a > 1]
+    joined = output_of(nb, "hist.join_table(")
+    shown = [tuple(int(v) for v in line.split()[2:4]) for line in joined.splitlines()
+             if " hole " in f" {line} "]  # fmt: skip
+    assert holes and shown == holes, joined
+    assert (tmp_path / "out" / f"{stem}.html").is_file()
+
+
 # -- nbval on the committed notebooks -----------------------------------------------------------
 def nbval(*args: Path | str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -135,6 +135,7 @@ class BinanceFeed:
         self.config = config or FeedConfig()
         self.state = FeedState(state_path, rest_url)
         self.counters = FeedCounters()
+        self._resume: dict[str, int] = {}
         self._error: BaseException | None = None
 
     @classmethod
@@ -150,6 +151,24 @@ class BinanceFeed:
         return cls(
             settings.binance_ws_url, settings.binance_rest_url, settings.symbols, config, state
         )
+
+    def resume_from(self, last_ids: dict[str, int]) -> None:
+        """Continue each symbol after ``last_ids[symbol]`` (call before :meth:`frames`), or
+        after the id this feed saved last time, whichever is later: the trades in between are
+        fetched over REST, so the store holds one unbroken run of ids (history, then live)."""
+        self._resume = {s: i for s, i in last_ids.items() if s in self.symbols}
+
+    def _start_ids(self) -> dict[str, int]:
+        saved = self.state.load(self.symbols)
+        start = dict(saved)
+        for symbol, last in self._resume.items():
+            if last > saved.get(symbol, -1):
+                start[symbol] = last
+                log.info(
+                    "resuming symbol=%s after last stored trade id=%d (saved state: %s)",
+                    symbol, last, saved.get(symbol, "none"),
+                )  # fmt: skip
+        return start
 
     def frames(self, stop: threading.Event) -> Iterator[str | bytes]:
         out: queue.Queue[object] = queue.Queue()
@@ -192,7 +211,7 @@ class BinanceFeed:
             rest = RestClient(session, self.rest_url, counters, budget, config.time_unit)
             jobs: asyncio.Queue[BackfillJob] = asyncio.Queue()
             sequencer = Sequencer(
-                self.state.load(self.symbols), emit, jobs.put_nowait, counters, config.max_gap
+                self._start_ids(), emit, jobs.put_nowait, counters, config.max_gap
             )
             backfiller = Backfiller(rest, sequencer, jobs, config.max_gap)
             workers = [

@@ -37,7 +37,7 @@ from aiohttp import WSMsgType, web
 from cryptolab.errors import CryptolabError
 from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION
 from cryptolab.feeds.server.faults import Faults, ServerStats, Withhold
-from cryptolab.feeds.server.tapes import MICROSECOND, MILLISECOND, ServerTape
+from cryptolab.feeds.server.tapes import KLINE_MS, MICROSECOND, MILLISECOND, ServerTape, klines
 from cryptolab.feeds.tapes.tape import read_frames
 from cryptolab.frames import server_shutdown_frame
 
@@ -142,6 +142,7 @@ class ReplayServer:
         app.router.add_get("/stream", self._stream)
         app.router.add_get("/api/v3/historicalTrades", self._historical_trades)
         app.router.add_get("/api/v3/ping", self._ping)
+        app.router.add_get("/api/v3/klines", self._klines)
         # 1024 streams make a ~20 KB request line
         runner = web.AppRunner(app, handle_signals=False, access_log=None, max_line_size=1 << 16)
         await runner.setup()
@@ -369,6 +370,23 @@ class ReplayServer:
         if unit is None:
             return _json({"code": -1100, "msg": "Invalid time unit."}, 400, headers)
         return _json(self.tape.history(symbol, start, limit, unit), headers=headers)
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        """``/api/v3/klines``: klines of the trades reached so far (Binance's row format)."""
+        symbol = request.query.get("symbol", "").upper()
+        width = KLINE_MS.get(request.query.get("interval", ""))
+        unit = _time_unit(request.headers.get("X-MBX-TIME-UNIT"))
+        try:
+            limit = int(request.query.get("limit", "500"))
+            start = int(request.query.get("startTime", "0"))
+            end = int(request.query.get("endTime", str(2**62)))
+        except ValueError:
+            return _json({"code": -1100, "msg": "Illegal characters in parameter."}, 400)
+        if symbol not in self.tape.symbols:
+            return _json({"code": -1121, "msg": "Invalid symbol."}, 400)
+        if width is None or unit is None or not 1 <= limit <= 1000:
+            return _json({"code": -1120, "msg": "Invalid interval, time unit or limit."}, 400)
+        return _json(klines(self.tape.reached(symbol), width, start, end, unit)[:limit])
 
 
 def _time_unit(value: str | None) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import orjson
@@ -71,6 +71,13 @@ class ServerTape:
             converted = self._converted[(number, unit)] = orjson.dumps(message).decode()
         return converted
 
+    def reached(self, symbol: str) -> list[dict[str, Any]]:
+        """``symbol``'s trades the replay has reached, in id order."""
+        reached = self._reached.get(symbol)
+        if reached is None:
+            return []
+        return self._items[symbol][: bisect.bisect_right(self._ids[symbol], reached)]
+
     def reach(self, symbol: str, trade_id: int) -> None:
         """The replay has reached this trade: from now on REST returns it."""
         if trade_id > self._reached.get(symbol, -1):
@@ -92,6 +99,45 @@ class ServerTape:
             start = bisect.bisect_left(ids, from_id)
             page = items[start : min(end, start + limit)]
         return [{**item, "time": in_unit(item["time"], unit)} for item in page]
+
+
+KLINE_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
+
+
+def klines(
+    trades: Sequence[dict[str, Any]], width_ms: int, start_ms: int, end_ms: int, unit: str
+) -> list[list[Any]]:
+    """Binance-style kline rows of ``trades`` (REST items, any order) for the intervals from the
+    first trade's to the last one's that start in ``[start_ms, end_ms]``; an interval without
+    trades gets volume 0 and every price the previous close, as Binance's klines do."""
+    if not trades:
+        return []
+    ordered = sorted(trades, key=lambda t: (to_micros(t["time"]), t["id"]))
+    buckets: dict[int, list[dict[str, Any]]] = {}
+    for trade in ordered:
+        buckets.setdefault(to_micros(trade["time"]) // 1000 // width_ms * width_ms, []).append(
+            trade
+        )
+    scale = 1000 if unit == MICROSECOND else 1
+    rows: list[list[Any]] = []
+    close = Decimal(ordered[0]["price"])
+    for opened in range(min(buckets), max(buckets) + 1, width_ms):
+        group = buckets.get(opened, [])
+        prices = [Decimal(t["price"]) for t in group] or [close]
+        qtys = [Decimal(t["qty"]) for t in group]
+        with localcontext(prec=60):
+            quotes = [p * q for p, q in zip(prices, qtys, strict=False)]
+            taker = [i for i, t in enumerate(group) if not t["isBuyerMaker"]]
+            values = (prices[0], max(prices), min(prices), prices[-1], sum(qtys, Decimal(0)))
+            quote, buy = sum(quotes, Decimal(0)), sum((qtys[i] for i in taker), Decimal(0))
+            buy_quote = sum((quotes[i] for i in taker), Decimal(0))
+        close = prices[-1]
+        if start_ms <= opened <= end_ms:
+            rows.append([
+                opened * scale, *(f"{v:.8f}" for v in values), (opened + width_ms) * scale - 1,
+                f"{quote:.8f}", len(group), f"{buy:.8f}", f"{buy_quote:.8f}", "0",
+            ])  # fmt: skip
+    return rows
 
 
 def _parse(text: str | bytes) -> tuple[int | None, str | None, dict[str, Any] | None]:

@@ -32,6 +32,32 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch")
 """The columns of a spot trades file, in order (the files have no header row)."""
+KLINE_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume",
+    "number_of_trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
+)  # fmt: skip
+"""The columns of a spot klines file (``/api/v3/klines`` rows have the same order)."""
+KLINE_INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+
+
+def trades_file(symbol: str, period: str) -> str:
+    """Path of a spot trades file under the base URL: ``period`` is a day (``2025-01-31``,
+    a daily file) or a month (``2025-01``, a monthly file). Its checksum is at
+    ``<path>.CHECKSUM`` (``<sha256 hex>  <file name>``)."""
+    kind = "daily" if len(period) == 10 else "monthly"
+    return f"data/spot/{kind}/trades/{symbol}/{symbol}-trades-{period}.zip"
+
+
+def klines_file(symbol: str, interval: str, day: str) -> str:
+    """Path of a daily spot klines file under the base URL."""
+    return f"data/spot/daily/klines/{symbol}/{interval}/{symbol}-{interval}-{day}.zip"
+
+
+def is_header(first_line: str) -> bool:
+    """A first line that is not a trade row (some files start with column names)."""
+    return not first_line.split(",", 1)[0].strip().isdigit()
+
+
 BOOLS = {"true": True, "false": False}
 
 
@@ -87,7 +113,7 @@ def vision_frames(path: Path, symbol: str) -> Iterator[str]:
     path = Path(path)
     with _open_csv(path) as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
-            if not row or (number == 1 and not row[0].strip().isdigit()):
+            if not row or (number == 1 and is_header(row[0])):
                 continue  # blank line, or a header row
             try:
                 yield row_frame(row, symbol)
