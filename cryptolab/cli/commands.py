@@ -44,10 +44,11 @@ def _until_interrupted() -> None:
 
 
 def _source(args: argparse.Namespace, settings: Settings) -> Any:
-    from cryptolab.feeds.source import live_source, replay_source, sample_tape
+    from cryptolab.feeds.source import live_source, only_symbols, replay_source, sample_tape
 
     if args.source == "replay":
-        return replay_source(args.tape or sample_tape(), args.speed)
+        source = replay_source(args.tape or sample_tape(), args.speed)
+        return only_symbols(source, settings) if args.symbols else source
     if args.tape:
         raise CryptolabError("--tape goes with --source replay")
     return live_source(settings)
@@ -60,7 +61,13 @@ def _sigterm_interrupts() -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from cryptolab.stack import Stack
 
-    settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
+    settings = _settings(
+        args,
+        symbols=args.symbols,
+        quote_asset=args.quote,
+        dash_host=args.host,
+        dash_port=args.port,
+    )
     if args.until_drained and args.source != "replay":
         raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
     stack = Stack(settings, _source(args, settings))
@@ -80,7 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_produce(args: argparse.Namespace) -> int:
     from cryptolab.stages import run_producer
 
-    settings = _settings(args, symbols=args.symbols)
+    settings = _settings(args, symbols=args.symbols, quote_asset=args.quote)
     _sigterm_interrupts()
     try:
         stats = run_producer(settings, _source(args, settings))
@@ -222,7 +229,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     from cryptolab.feeds.tapes.record import record
 
-    settings = _settings(args, symbols=args.symbols)
+    settings = _settings(args, symbols=args.symbols, quote_asset=args.quote)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
