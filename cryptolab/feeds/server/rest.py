@@ -1,0 +1,91 @@
+"""The REST side of the local server: ``historicalTrades``, ``exchangeInfo`` and ``ping``,
+each weighed against Binance's per-minute request weight (``429`` + ``Retry-After`` past it)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from cryptolab.feeds.server.app import ReplayServer
+
+WEIGHT = 25
+EXCHANGE_INFO_WEIGHT = 20
+
+
+class RestApi:
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self._weights: deque[tuple[float, int]] = deque()
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return json_response({})
+
+    def _weigh(self, weight: int) -> web.Response | dict[str, str]:
+        """Spend ``weight`` of the per-minute budget: the headers to answer with, or a 429."""
+        self.server.stats.rest_requests += 1
+        now = time.monotonic()
+        while self._weights and self._weights[0][0] <= now - 60.0:
+            self._weights.popleft()
+        used = sum(w for _, w in self._weights)
+        if (
+            self.server.stats.rest_requests <= self.server.faults.rest_fail_first
+            or used + weight > self.server.faults.weight_limit
+        ):
+            self.server.stats.rest_throttled += 1
+            headers = {"Retry-After": str(self.server.faults.retry_after)}
+            return json_response({"code": -1003, "msg": "Too many requests."}, 429, headers)
+        self._weights.append((now, weight))
+        return {"X-MBX-USED-WEIGHT-1M": str(used + weight)}
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        self.server.stats.exchange_info_requests += 1
+        headers = self._weigh(EXCHANGE_INFO_WEIGHT)
+        if isinstance(headers, web.Response):
+            return headers
+        only = None
+        if "symbols" in request.query or "symbol" in request.query:
+            try:
+                raw = request.query.get("symbols") or f'["{request.query.get("symbol", "")}"]'
+                only = [str(s).upper() for s in orjson.loads(raw)]
+            except (orjson.JSONDecodeError, TypeError):
+                return json_response(
+                    {"code": -1100, "msg": "Illegal characters in parameter."}, 400
+                )
+            unknown = [s for s in only if s not in self.server.market.initial]
+            if unknown:
+                return json_response({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
+        return json_response(
+            self.server.market.exchange_info(self.server.reached_ms, only), headers=headers
+        )
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        headers = self._weigh(WEIGHT)
+        if isinstance(headers, web.Response):
+            return headers
+        symbol = request.query.get("symbol", "").upper()
+        try:
+            limit = int(request.query.get("limit", "500"))
+            from_id = request.query.get("fromId")
+            start = None if from_id is None else int(from_id)
+        except ValueError:
+            return json_response(
+                {"code": -1100, "msg": "Illegal characters in parameter."}, 400, headers
+            )
+        if symbol not in self.server.tape.symbols:
+            return json_response({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
+        if not 1 <= limit <= 1000:
+            return json_response({"code": -1100, "msg": "limit must be 1..1000"}, 400, headers)
+        return json_response(self.server.tape.history(symbol, start, limit), headers=headers)
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
