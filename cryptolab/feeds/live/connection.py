@@ -271,7 +271,9 @@ class Connection:
         self._wake.set()
 
     async def _send_loop(self) -> None:
-        """Pongs first, then queued requests, at most one message per ``control_interval``."""
+        """Pongs and queued requests in turn (neither starves the other), at most one message
+        per ``control_interval``."""
+        pong_next = True
         while not self.closed:
             if self._pong_payload is None and not self._queue:
                 self._wake.clear()
@@ -281,12 +283,14 @@ class Connection:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            if self._pong_payload is not None:
+            if self._pong_payload is not None and (pong_next or not self._queue):
                 payload, self._pong_payload = self._pong_payload, None
                 if not await self._send(self.ws.pong(payload)):
                     return
                 self.pongs_sent += 1
+                pong_next = False
             else:
+                pong_next = True
                 request_id = self._queue.popleft()
                 method, symbols = self._requests[request_id]
                 text = orjson.dumps(

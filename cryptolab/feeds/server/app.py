@@ -235,6 +235,11 @@ class ReplayServer:
             await asyncio.sleep(period)
             await action()
 
+    def drop_all(self) -> None:
+        """Cut every connection now, like a network failure (from any thread)."""
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._drop_all(), self._loop).result(timeout=10)
+
     async def _drop_all(self) -> None:
         for client in list(self._clients):
             self.stats.drops += 1
