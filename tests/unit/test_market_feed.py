@@ -199,3 +199,20 @@ def test_the_synthetic_market_is_long_tailed_lazy_and_honours_listings() -> None
         per_symbol.setdefault(key[0], []).append(key[1])
     for ids in per_symbol.values():
         assert ids == list(range(ids[0], ids[0] + len(ids))), "consecutive ids, in order"
+
+
+def test_the_pipeline_panel_shows_the_connection_counts() -> None:
+    from cryptolab.dashboard.panel import pipeline_cells
+    from cryptolab.feeds.live.counters import FeedCounters
+
+    counters = FeedCounters(
+        symbols=2000, streams=2000, connections=2, streams_per_connection_max=1024,
+        control_per_s_max=4, attempts_in_window=3, listed=2, delisted=1,
+    )  # fmt: skip
+    cells = {c.id: c.children[1].children for c in pipeline_cells({"feed": counters.as_dict()})}
+    assert cells["metric-feed-streams"] == "2,000"
+    assert cells["metric-feed-streams-per-connection-max"] == "1,024"
+    assert cells["metric-feed-control-per-s-max"] == "4"
+    assert cells["metric-feed-attempts-in-window"] == "3"
+    assert cells["metric-feed-connections"] == "2"
+    assert (cells["metric-feed-listed"], cells["metric-feed-delisted"]) == ("2", "1")
