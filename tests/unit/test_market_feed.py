@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
+from threading import Event
 
 import orjson
 import pytest
@@ -216,3 +218,23 @@ def test_the_pipeline_panel_shows_the_connection_counts() -> None:
     assert cells["metric-feed-attempts-in-window"] == "3"
     assert cells["metric-feed-connections"] == "2"
     assert (cells["metric-feed-listed"], cells["metric-feed-delisted"]) == ("2", "1")
+
+
+def test_a_replay_keeps_every_symbol_or_those_of_one_quote(tmp_path: Path) -> None:
+    from cryptolab.feeds.source import only_symbols, replay_source
+    from cryptolab.feeds.tapes.tape import write_frames
+
+    rates = dict.fromkeys(["BTCUSDT", "ETHBTC", "SOLUSDT"], 5.0)
+    tape = tmp_path / "m.jsonl"
+    write_frames(tape, [*market_frames(rates, 5, 1), "not a frame"])
+    source = replay_source(tape, None)
+
+    def symbols(**settings: str) -> Counter[str | None]:
+        kept = only_symbols(source, load_settings(**settings))
+        return Counter(k[0] if k else None for k in map(trade_key, kept.frames(Event())))
+
+    every = symbols(symbols="all")
+    assert set(every) == {"BTCUSDT", "ETHBTC", "SOLUSDT", None}
+    assert set(symbols(symbols="all", quote_asset="USDT")) == {"BTCUSDT", "SOLUSDT", None}
+    picked = symbols(symbols="ETHBTC")
+    assert set(picked) == {"ETHBTC", None} and picked["ETHBTC"] == every["ETHBTC"]
