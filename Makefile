@@ -17,6 +17,9 @@ test: bootstrap ## run the whole test suite (unit, integration, e2e)
 bench: bootstrap ## run the benchmark suite (~10 min), write reports/benchmarks.{md,json}
 	$(VENV)/python -m benchmarks.run $(ARGS)
 
+scale: bootstrap ## whole-market cost curve (~30 min; ARGS="--points all" for the 5x3 grid) -> build/results/bench, reports/scale.md
+	$(VENV)/python -m benchmarks.bench_scale --render $(ARGS)
+
 lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff check cryptolab tests benchmarks scripts
 	$(VENV)/ruff format --check cryptolab tests benchmarks scripts
@@ -41,4 +44,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test bench lint secret-scan lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap run test bench scale lint secret-scan lab notebooks kafka-start kafka-stop clean-data

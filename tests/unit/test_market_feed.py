@@ -211,7 +211,10 @@ def test_the_pipeline_panel_shows_the_connection_counts() -> None:
         symbols=2000, streams=2000, connections=2, streams_per_connection_max=1024,
         control_per_s_max=4, attempts_in_window=3, listed=2, delisted=1,
     )  # fmt: skip
-    cells = {c.id: c.children[1].children for c in pipeline_cells({"feed": counters.as_dict()})}
+    cells = {
+        str(c.id): c.children[1].children  # type: ignore[attr-defined]
+        for c in pipeline_cells({"feed": counters.as_dict()})
+    }
     assert cells["metric-feed-streams"] == "2,000"
     assert cells["metric-feed-streams-per-connection-max"] == "1,024"
     assert cells["metric-feed-control-per-s-max"] == "4"
