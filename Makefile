@@ -25,6 +25,9 @@ lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff format --check cryptolab tests benchmarks scripts
 	$(VENV)/mypy
 
+docs: bootstrap ## regenerate docs/configuration.md from the Settings fields
+	$(VENV)/python scripts/gen_configuration.py
+
 secret-scan: ## fail if a committed file holds a secret-like string (also part of `make test`)
 	python3 scripts/secret_scan.py
 
@@ -44,4 +47,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap run test bench scale lint secret-scan lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap run test bench scale lint docs secret-scan lab notebooks kafka-start kafka-stop clean-data

@@ -68,12 +68,14 @@ class Settings(BaseSettings):
         Path("data"), description="local state: broker log, chDB data, checkpoints"
     )
     cache_dir: Path = Field(
-        Path.home() / ".cache" / "cryptolab", description="downloaded JVM jars (Ivy cache)"
+        Path.home() / ".cache" / "cryptolab",
+        description="downloaded JVM jars (Ivy cache) and other downloads",
     )
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_SYMBOLS,
-        description="comma-separated, e.g. BTCUSDT,ETHUSDT; or `all`: every symbol trading on "
-        "Binance spot (read from exchangeInfo, followed as symbols are listed and delisted)",
+        description="symbols of the live feed, comma-separated (BTCUSDT,ETHUSDT); or `all`: every "
+        "symbol trading on Binance spot (read from exchangeInfo, followed as symbols are listed "
+        "and delisted)",
     )
     quote_asset: str | None = Field(
         None,
@@ -89,37 +91,64 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str | None = Field(None, description="external cluster; unset = local broker")
-    kafka_port: int = Field(0, ge=0, le=65535, description="local broker port; 0 = pick a free one")
+    kafka_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="local broker port; 0 = the port of the last run if free, else any free port",
+    )
     kafka_version: str = Field("4.1.1", description="Apache Kafka version of the local broker")
     kafka_heap: str = Field("512m", description="-Xmx of the local broker JVM")
-    topic: str = Field("binance_trades", min_length=1)
-    dlq_topic: str = Field("binance_trades_dlq", min_length=1)
-    topic_partitions: int = Field(3, ge=1)
+    topic: str = Field(
+        "binance_trades", min_length=1, description="Kafka topic of normalized trades"
+    )
+    dlq_topic: str = Field(
+        "binance_trades_dlq", min_length=1, description="dead-letter topic: bad frames + reason"
+    )
+    topic_partitions: int = Field(3, ge=1, description="partitions of the trades topic")
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replicas of the topics cryptolab creates; unset = the cluster's "
+        "default.replication.factor",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="of CRYPTOLAB_KAFKA_BOOTSTRAP (the local broker is PLAINTEXT)"
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = Field(None, min_length=1)
-    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = Field(None, min_length=1, description="SASL user")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
     kafka_ssl_cafile: Path | None = Field(None, description="PEM CA bundle of the brokers")
 
     # Spark
     spark_master: str = Field("local[*]", description="local[*] or spark://host:7077")
     trigger_seconds: float = Field(1.0, gt=0, description="micro-batch trigger interval")
     watermark_seconds: float = Field(5.0, ge=0, description="event-time lateness allowed")
-    shuffle_partitions: int = Field(2, ge=1)
-    max_offsets_per_trigger: int | None = Field(None, ge=1)
-    starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
+    shuffle_partitions: int = Field(2, ge=1, description="spark.sql.shuffle.partitions")
+    max_offsets_per_trigger: int | None = Field(
+        None, ge=1, description="cap on Kafka records per micro-batch; unset = no cap"
+    )
+    starting_offsets: str = Field(
+        "earliest",
+        pattern="^(earliest|latest)$",
+        description="where a new checkpoint starts reading the topic: earliest or latest",
+    )
 
     # ClickHouse
     clickhouse_url: str | None = Field(
         None, description="chdb:///path or http(s)://user@host:8123/db"
     )
-    clickhouse_database: str = Field("crypto", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_database: str = Field(
+        "crypto",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="database (chdb://, or an http URL without a path)",
+    )
     clickhouse_user: str | None = Field(
         None, min_length=1, description="user when the URL names none (default: default)"
     )
-    clickhouse_password: SecretStr | None = None
+    clickhouse_password: SecretStr | None = Field(None, description="ClickHouse password (secret)")
     clickhouse_verify: bool = Field(True, description="https: verify the server certificate")
     clickhouse_ca_cert: Path | None = Field(None, description="https: PEM CA of the server")
     store_retry_seconds: float = Field(
@@ -135,9 +164,14 @@ class Settings(BaseSettings):
     candles_ttl_days: int = Field(0, ge=0, description="delete 10 s candles older than this")
 
     # Binance
-    binance_ws_url: str = "wss://stream.binance.com:9443"
-    binance_rest_url: str = "https://api.binance.com"
-    connect_timeout_seconds: float = Field(10.0, gt=0)
+    binance_ws_url: str = Field(
+        "wss://stream.binance.com:9443",
+        description="WebSocket base; /stream?streams=... is appended",
+    )
+    binance_rest_url: str = Field("https://api.binance.com", description="REST base (backfill)")
+    connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="how long to wait for Binance before falling back to replay"
+    )
     feed_rotate_seconds: float = Field(
         23.5 * 3600, gt=0, description="switch to a fresh connection after this long (cut: 24 h)"
     )
@@ -149,11 +183,15 @@ class Settings(BaseSettings):
     )
 
     # Dashboard
-    dash_host: str = "127.0.0.1"
-    dash_port: int = Field(8050, ge=1, le=65535)
-    dash_user: str = Field("cryptolab", min_length=1, pattern=r"^[^:]+$")
+    dash_host: str = Field(
+        "127.0.0.1", description="dashboard address; non-loopback needs CRYPTOLAB_DASH_PASSWORD"
+    )
+    dash_port: int = Field(8050, ge=1, le=65535, description="dashboard port")
+    dash_user: str = Field(
+        "cryptolab", min_length=1, pattern=r"^[^:]+$", description="dashboard basic-auth user"
+    )
     dash_password: SecretStr | None = Field(
-        None, description="basic auth on every dashboard route when set"
+        None, description="basic auth on every dashboard route when set (secret)"
     )
     dash_allow_no_auth: bool = Field(
         False, description="allow a non-loopback dash_host without a password (behind a proxy)"

@@ -34,7 +34,7 @@ def scenario(name: str, data_dir: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from cryptolab.bus.broker import free_port
-    from cryptolab.feeds.source import Source, sample_tape
+    from cryptolab.feeds.source import Source, demo_tape
     from cryptolab.feeds.tapes import tape
     from cryptolab.settings import load_settings
     from cryptolab.stack import Stack
@@ -45,7 +45,7 @@ def scenario(name: str, data_dir: Path, out: Path) -> None:
     source = Source(
         kind="demo",
         description="REPLAY of the bundled sample tape, shifted to now — not live",
-        frames=lambda stop: tape.replay(tape.looped_live(sample_tape()), 1.0),
+        frames=lambda stop: tape.replay(tape.looped_live(demo_tape()), 1.0),
         finite=False,
     )
     with Stack(settings, source).start(dash=True) as stack:

@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 MAX_DLQ_RAW_CHARS = 100_000
 SOURCE_HEADER = "cryptolab-source"
 BACKFILL_HEADERS = [(SOURCE_HEADER, b"rest-backfill")]
+"""Kafka headers of a trade the feed recovered over REST instead of receiving it live."""
 BATCH_FRAMES = 512
 """Frames parsed in one call when the frames are all there already (a list, e.g. a tape); a
 live feed's iterator is published frame by frame, as each arrives."""
-"""Kafka headers of a trade the feed recovered over REST instead of receiving it live."""
 
 
 @dataclass

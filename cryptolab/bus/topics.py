@@ -6,10 +6,10 @@ import contextlib
 import logging
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from cryptolab.bus.security import explain_kafka_failure, kafka_python_options
+from cryptolab.errors import BrokerError
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,11 @@ BOOTSTRAP_TIMEOUT_MS = 15_000
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> None:
-    """Create the trades topic and its dead-letter topic if they do not exist."""
+    """Create the trades topic and its dead-letter topic if they do not exist, with
+    ``CRYPTOLAB_TOPIC_REPLICATION_FACTOR`` replicas, else the cluster's own default (-1 asks
+    the broker for ``default.replication.factor``, Kafka 2.4+)."""
     wanted = {settings.topic: settings.topic_partitions, settings.dlq_topic: 1}
+    replicas = settings.topic_replication_factor or -1
     with explain_kafka_failure(settings, bootstrap, "creating topics"):
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
@@ -30,17 +33,31 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
         )
     try:
         existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name, num_partitions=parts, replication_factor=1)
+        missing = {
+            name: {"num_partitions": parts, "replication_factor": replicas}
             for name, parts in wanted.items()
             if name not in existing
-        ]
+        }
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-            log.info("created topics %s", ",".join(t.name for t in missing))
+                _create(admin, missing, bootstrap)
+            log.info("created topics %s replication_factor=%s", ",".join(missing), replicas)
     finally:
         admin.close()
+
+
+def _create(admin: KafkaAdminClient, topics: dict[str, dict[str, int]], bootstrap: str) -> None:
+    try:
+        admin.create_topics(topics)
+    except TopicAlreadyExistsError:
+        raise
+    except KafkaError as exc:
+        shape = ", ".join(f"{n} ({t['num_partitions']} partitions)" for n, t in topics.items())
+        raise BrokerError(
+            f"Kafka at {bootstrap} refused to create the topics {shape}: {exc}. Set "
+            "CRYPTOLAB_TOPIC_REPLICATION_FACTOR to at most the number of brokers (unset = the "
+            "cluster's default.replication.factor), or have an administrator create them"
+        ) from exc
 
 
 def end_offsets(bootstrap: str, topic: str, settings: Settings | None = None) -> dict[int, int]:

@@ -44,10 +44,10 @@ def _until_interrupted() -> None:
 
 
 def _source(args: argparse.Namespace, settings: Settings) -> Any:
-    from cryptolab.feeds.source import live_source, only_symbols, replay_source, sample_tape
+    from cryptolab.feeds.source import demo_tape, live_source, only_symbols, replay_source
 
     if args.source == "replay":
-        source = replay_source(args.tape or sample_tape(), args.speed)
+        source = replay_source(args.tape or demo_tape(), args.speed)
         return only_symbols(source, settings) if args.symbols else source
     if args.tape:
         raise CryptolabError("--tape goes with --source replay")

@@ -43,7 +43,7 @@ def _url_params(search: Any) -> dict[str, str]:
     return {k: v[0] for k, v in params.items() if v}
 
 
-def _layout(settings: Settings, refresh_ms: int) -> html.Div:
+def _layout(refresh_ms: int) -> html.Div:
     intervals = view.available_intervals()
     ranges = [{"label": k, "value": k} for k in view.RANGES]
     return html.Div(
@@ -121,7 +121,7 @@ def create_app(
     """The dashboard over ``store``. ``status`` returns the pipeline state (see ``panel``)."""
     app = dash.Dash(__name__, title="cryptolab", update_title="")
     install_basic_auth(app.server, settings)
-    app.layout = _layout(settings, refresh_ms)
+    app.layout = _layout(refresh_ms)
     guard.install(app)
     _controls(app, store, settings)
     _chart(app, store)

@@ -41,6 +41,8 @@ def show(
     from cryptolab.dashboard.app import create_app
     from cryptolab.dashboard.auth import require_safe_binding
 
+    settings = settings or load_settings()
+    require_safe_binding(settings)  # first: an unguarded public dashboard is never served
     if mode not in MODES:
         raise CryptolabError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     if not jupyter_dash.in_ipython:
@@ -48,8 +50,6 @@ def show(
             "show() displays the dashboard in a Jupyter notebook; from a terminal run "
             "`cryptolab dash` (or cryptolab.dashboard.server.DashServer.start)"
         )
-    settings = settings or load_settings()
-    require_safe_binding(settings)
     app = create_app(store, settings, status, refresh_ms=refresh_ms)
     chosen = port or settings.dash_port
     try:

@@ -17,16 +17,6 @@ from cryptolab.store import Store
 log = logging.getLogger(__name__)
 
 
-def _status_fn(status: Any) -> Callable[[], dict[str, Any]] | None:
-    if status is None or callable(status):
-        return status
-
-    def state() -> dict[str, Any]:
-        return {"live": status.is_live, "description": status.source_description}
-
-    return state
-
-
 @dataclass
 class DashServer:
     server: BaseWSGIServer
@@ -37,18 +27,19 @@ class DashServer:
         return f"http://{self.server.host}:{self.server.port}/"
 
     @classmethod
-    def start(cls, store: Store, settings: Settings, status: Any = None) -> DashServer:
+    def start(
+        cls, store: Store, settings: Settings, status: Callable[[], dict[str, Any]] | None = None
+    ) -> DashServer:
         """Serve the dashboard on ``settings.dash_host:dash_port``.
 
-        ``status`` is a zero-argument callable returning the pipeline state (see
-        :mod:`cryptolab.dashboard.panel`), or an object with ``is_live`` and
-        ``source_description``, or None (the store alone).
+        ``status`` returns the pipeline state (``Stack.snapshot``, see
+        :mod:`cryptolab.dashboard.panel`); None serves the store alone.
         """
         from cryptolab.dashboard.app import create_app
         from cryptolab.dashboard.auth import require_safe_binding
 
         require_safe_binding(settings)
-        app = create_app(store, settings, _status_fn(status))
+        app = create_app(store, settings, status)
         try:
             server = make_server(settings.dash_host, settings.dash_port, app.server, threaded=True)
         except OSError as exc:

@@ -17,12 +17,16 @@ from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SAMPLE_TAPE = "sample_tape.jsonl.gz"
+DEMO_TAPE = "demo_loop.jsonl.gz"
 
 
-def sample_tape() -> Path:
-    """The small synthetic tape shipped with the package (3 symbols, 15 minutes)."""
-    return Path(str(resources.files("cryptolab.data") / SAMPLE_TAPE))
+def demo_tape() -> Path:
+    """The demo loop shipped with the package: a clean synthetic tape (3 symbols, 15 minutes)
+    that ``cryptolab up`` loops, shifted to the present, when Binance is unreachable, and that
+    ``--source replay`` plays without ``--tape``. Notebooks and reports use the analysis
+    sample instead (:func:`cryptolab.lab.data.sample_market`: 30 minutes with real-world
+    defects)."""
+    return Path(str(resources.files("cryptolab.data") / DEMO_TAPE))
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def demo_source(reason: str) -> Source:
     return Source(
         kind="demo",
         description=f"REPLAY — not live (Binance unreachable: {reason[:120]})",
-        frames=lambda stop: tape.replay(tape.looped_live(sample_tape()), 1.0),
+        frames=lambda stop: tape.replay(tape.looped_live(demo_tape()), 1.0),
         finite=False,
     )
 

@@ -31,9 +31,10 @@ _databases = itertools.count(1)
 
 
 def sample_market() -> Path:
-    """The notebooks' sample tape shipped with the package: BTCUSDT, ETHUSDT and BNBUSDT,
-    2026-11-01 00:00-00:30 UTC, ~20,600 trades, with a few gaps, late deliveries, duplicates
-    and bad lines (see scripts/make_sample_market.py)."""
+    """The analysis sample shipped with the package (notebooks, reports, ``tape="sample"``):
+    BTCUSDT, ETHUSDT and BNBUSDT, 2026-11-01 00:00-00:30 UTC, ~20,600 trades, with a few
+    gaps, late deliveries, duplicates and bad lines (see scripts/make_sample_market.py). The
+    clean demo loop of ``cryptolab up`` is :func:`cryptolab.feeds.source.demo_tape`."""
     return Path(str(resources.files("cryptolab.data") / SAMPLE_MARKET))
 
 

@@ -123,22 +123,17 @@ def start_pipeline(
 
 def show_dashboard(stack: Stack, port: int | None = None, height: int = 650) -> dash.Dash:
     """Serve the pipeline's dashboard from this kernel and show it in the output cell (Dash's
-    own ``jupyter_mode="inline"``). ``port``: default ``CRYPTOLAB_DASH_PORT`` (8050), or a free
-    one when that is taken."""
+    own ``jupyter_mode="inline"``), with the pipeline panel of ``cryptolab up`` and the same
+    binding and password rules (:func:`cryptolab.dashboard.notebook.show`). ``port``: default
+    ``CRYPTOLAB_DASH_PORT`` (8050), or a free one when that is taken."""
     from cryptolab.bus.broker import free_port, port_in_use
-    from cryptolab.dashboard.app import create_app
+    from cryptolab.dashboard.notebook import show
 
     assert stack.store is not None, "start the pipeline first"
     settings = stack.settings
-    status = stack.status
-
-    def state() -> dict[str, Any]:
-        return {"live": status.is_live, "description": status.source_description}
-
     if port is None:
         port = settings.dash_port if not port_in_use(settings.dash_port) else free_port()
-    app = create_app(stack.store, settings, state)
-    app.run(jupyter_mode="inline", jupyter_height=height, host=settings.dash_host, port=port)
+    app = show(stack.store, settings, stack.snapshot, mode="inline", port=port, height=height)
     _running.setdefault(id(stack), _Run(stack)).dashboards.append((settings.dash_host, port))
     return app
 

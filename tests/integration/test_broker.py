@@ -57,3 +57,41 @@ def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     with pytest.raises(JavaNotFoundError, match="install a JDK or set JAVA_HOME"):
         LocalBroker(load_settings(data_dir=tmp_path)).start()
+
+
+class _ClusterDefaultTwo(LocalBroker):
+    """A one-broker cluster whose default.replication.factor is 2 (as a 3-broker production
+    cluster might say): a topic made with the cluster's default cannot be created here."""
+
+    def _write_properties(self, broker: int, controller: int) -> Path:
+        path = super()._write_properties(broker, controller)
+        path.write_text(path.read_text() + "default.replication.factor=2\n")
+        return path
+
+
+def test_topics_take_the_clusters_replication_factor_or_the_setting(tmp_path: Path) -> None:
+    from kafka import KafkaAdminClient
+
+    from cryptolab.bus.topics import ensure_topics
+
+    broker = _ClusterDefaultTwo(load_settings(data_dir=tmp_path / "b"))
+    bootstrap = broker.start()
+    try:
+        default = load_settings(data_dir=tmp_path, topic="t_default", dlq_topic="d_default")
+        with pytest.raises(BrokerError, match=r"refused to create the topics t_default.*"
+                           r"CRYPTOLAB_TOPIC_REPLICATION_FACTOR"):  # fmt: skip
+            ensure_topics(default, bootstrap)  # asked for the cluster's 2, not a hard-coded 1
+        one = load_settings(
+            data_dir=tmp_path, topic="t_one", dlq_topic="d_one", topic_replication_factor=1
+        )
+        ensure_topics(one, bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            topics = set(admin.list_topics())
+            described = admin.describe_topics(["t_one"])
+        finally:
+            admin.close()
+        assert {"t_one", "d_one"} <= topics and not {"t_default", "d_default"} & topics
+        assert [len(p["replica_nodes"]) for p in described[0]["partitions"]] == [1, 1, 1]
+    finally:
+        broker.stop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import plotly.io
 import pytest
 
+from cryptolab.bus.broker import free_port, port_in_use
 from cryptolab.dashboard import figures, panel, view
 from cryptolab.store import queries
 from tests.dash_http import apply_patch
@@ -146,3 +148,19 @@ def test_malformed_callback_bodies_are_named_not_dispatched() -> None:
         body_problem(callbacks, {k: v for k, v in good.items() if k != "outputs"})
     )
     assert "changedPropIds" in str(body_problem(callbacks, {**good, "changedPropIds": [{}]}))
+
+
+def test_the_notebook_dashboard_refuses_an_unguarded_public_binding(tmp_path: Path) -> None:
+    """lab.show_dashboard (notebook 01) goes through the same binding rule as `cryptolab up`:
+    0.0.0.0 without a password is refused before anything listens."""
+    from types import SimpleNamespace
+
+    from cryptolab import lab
+    from cryptolab.errors import ConfigError
+    from cryptolab.settings import load_settings
+
+    exposed = load_settings(data_dir=tmp_path, dash_host="0.0.0.0", dash_port=free_port())
+    stack = SimpleNamespace(store=object(), settings=exposed, snapshot=dict)
+    with pytest.raises(ConfigError, match="CRYPTOLAB_DASH_PASSWORD"):
+        lab.show_dashboard(stack)  # type: ignore[arg-type]
+    assert not port_in_use(exposed.dash_port)

@@ -130,3 +130,41 @@ def test_feed_state_is_kept_per_endpoint(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(FeedError, match="delete it to start afresh"):
         FeedState(path, "https://api.binance.com").load()
+
+
+def test_a_handshake_that_never_completes_times_out_at_connect_timeout() -> None:
+    """CRYPTOLAB_CONNECT_TIMEOUT_SECONDS bounds each live connection attempt: a server that
+    accepts TCP and then says nothing does not hang the shard."""
+    import asyncio
+    import time
+
+    import aiohttp
+
+    from cryptolab.feeds.live.counters import FeedCounters
+    from cryptolab.feeds.live.sequencer import Sequencer
+    from cryptolab.feeds.live.shard import Shard
+
+    async def attempt() -> tuple[object, float, int]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # accept, never answer the upgrade
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = FeedConfig(connect_timeout=0.5)
+        counters = FeedCounters()
+        async with aiohttp.ClientSession() as session:
+            sequencer = Sequencer({}, lambda *_: None, lambda _: None, counters, 10)
+            attempts = AttemptLimiter(config.attempts_limit, config.attempts_window)
+            url = f"ws://127.0.0.1:{port}"
+            shard = Shard(0, url, ["BTCUSDT"], session, sequencer, counters, config, attempts)
+            started = time.monotonic()
+            connection = await shard._open()
+            took = time.monotonic() - started
+        server.close()
+        return connection, took, counters.connect_attempts
+
+    connection, took, attempts = asyncio.run(attempt())
+    assert connection is None and attempts == 1
+    assert 0.4 < took < 3.0, f"the attempt took {took:.1f} s"

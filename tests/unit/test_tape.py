@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from cryptolab.errors import TapeError
-from cryptolab.feeds.source import sample_tape
+from cryptolab.feeds.source import demo_tape
 from cryptolab.feeds.tapes.synth import INSTRUMENTS, synth_frames
 from cryptolab.feeds.tapes.tape import Pacer, looped_live, read_frames, shift_frame, write_frames
 from cryptolab.model import parse_frame
@@ -77,8 +77,8 @@ def test_shift_and_loop_keep_ids_and_times_increasing() -> None:
     original = orjson.loads(frame)["data"]
     assert shifted["t"] == original["t"] + 5 and shifted["T"] == original["T"] + 1000
     assert shift_frame("garbage", 1, 1) == "garbage"
-    lap_size = sum(1 for _ in read_frames(sample_tape()))
-    looped = looped_live(sample_tape())
+    lap_size = sum(1 for _ in read_frames(demo_tape()))
+    looped = looped_live(demo_tape())
     trades = [parse_frame(next(looped)) for _ in range(lap_size + 50)]
     btc = [t for t in trades if t.symbol == "BTCUSDT"]
     assert [t.trade_id for t in btc] == list(range(btc[0].trade_id, btc[0].trade_id + len(btc)))
@@ -86,6 +86,6 @@ def test_shift_and_loop_keep_ids_and_times_increasing() -> None:
 
 
 def test_sample_tape_is_shipped_and_valid() -> None:
-    trades = [parse_frame(f) for f in read_frames(sample_tape())]
+    trades = [parse_frame(f) for f in read_frames(demo_tape())]
     assert {t.symbol for t in trades} == {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
     assert len(trades) > 5000

@@ -13,7 +13,7 @@ MAX_STREAMS_PER_CONNECTION = 1024
 class FeedConfig:
     # connections
     max_streams: int = MAX_STREAMS_PER_CONNECTION  # more symbols are sharded over connections
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0  # one attempt: TCP, TLS and the WebSocket handshake
     rotate_after: float = 23.5 * 3600  # planned switch-over, before Binance's 24 h cut
     silence_timeout: float = 60.0  # watchdog: no frame and no ping for this long = dead socket
     healthy_after: float = 30.0  # a connection up this long resets the backoff

@@ -101,13 +101,14 @@ class Shard:
         self.counters.connect_attempts += 1
         url, initial = opening_url(self.ws_url, sorted(self.symbols))
         try:
-            ws = await self.session.ws_connect(
-                url,
-                autoping=False,
-                heartbeat=None,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                max_msg_size=0,
-            )
+            async with asyncio.timeout(self.config.connect_timeout):  # TCP + TLS + handshake
+                ws = await self.session.ws_connect(
+                    url,
+                    autoping=False,
+                    heartbeat=None,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                    max_msg_size=0,
+                )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("binance connect failed shard=%d error=%r", self.index, exc)
             return None
