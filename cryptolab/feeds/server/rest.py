@@ -5,20 +5,32 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from cryptolab.feeds.server.app import ReplayServer
+from cryptolab.feeds.server.faults import Faults, ServerStats
+from cryptolab.feeds.server.market import Market
+from cryptolab.feeds.server.tapes import ServerTape
+
+
+class Served(Protocol):
+    """What the REST side reads of the server (a ReplayServer)."""
+
+    tape: ServerTape
+    market: Market
+    faults: Faults
+    stats: ServerStats
+    reached_ms: int | None
+
 
 WEIGHT = 25
 EXCHANGE_INFO_WEIGHT = 20
 
 
 class RestApi:
-    def __init__(self, server: ReplayServer) -> None:
+    def __init__(self, server: Served) -> None:
         self.server = server
         self._weights: deque[tuple[float, int]] = deque()
 
