@@ -242,9 +242,7 @@ def peak_rss(bootstrap: str | None, seconds: float = 60) -> Result:
                     procs.append(psutil.Process(stack.broker.status().pid))
                 peak = max(peak, sum(_rss(p) for p in {p.pid: p for p in procs}.values()))
                 assert stack.job is not None
-                done = stack.job.processed().get("candles", {})
-                target = end_offsets(stack.status.bootstrap, settings.topic)
-                lag_samples.append(sum(max(0, o - done.get(p, 0)) for p, o in target.items()))
+                lag_samples.append(stack.kafka_lag())
                 time.sleep(1.0)
         finally:
             stack.stop()

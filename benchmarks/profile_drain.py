@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import old_job
 from cryptolab.bus.producer import TradeProducer
 from cryptolab.bus.topics import end_offsets, ensure_topics
 from cryptolab.feeds.tapes.synth import synth_frames
@@ -35,9 +36,9 @@ Variant = Callable[[Any], tuple[Any, str]]
 VARIANTS: dict[str, Variant] = {
     "read": lambda records: (records.selectExpr("CAST(value AS STRING) AS raw"), "append"),
     "parse": lambda records: (job.parse_values(records), "append"),
-    "valid": lambda records: (job.valid_trades(job.parse_values(records)), "append"),
+    "valid": lambda records: (old_job.valid_trades(job.parse_values(records)), "append"),
     "candles": lambda records: (
-        job.candles(job.valid_trades(job.parse_values(records)), 5.0),
+        old_job.candles(old_job.valid_trades(job.parse_values(records)), 5.0),
         "update",
     ),
 }

@@ -1,7 +1,9 @@
 """Record every micro-batch's progress of our streaming queries in ``pipeline_metrics``.
 
 A StreamingQueryListener runs in the driver; each progress report becomes one row: input rate,
-processing rate, batch duration, watermark, rows dropped as late, state size.
+processing rate, batch duration, watermark, rows dropped as late, state size. The query is
+stateless (the sink keeps the candles' state in the store), so the late rows are the sink's count
+for that batch (``late``), and the state size is 0.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ def _ms(text: str | None) -> int | None:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def progress_row(progress: dict[str, Any]) -> dict[str, Any]:
-    """One pipeline_metrics row from a StreamingQueryProgress (as its JSON dict)."""
+def progress_row(progress: dict[str, Any], late: int = 0) -> dict[str, Any]:
+    """One pipeline_metrics row from a StreamingQueryProgress (as its JSON dict); ``late``: the
+    rows the sink left out of the candles as late, besides any Spark operator dropped."""
     operators = progress.get("stateOperators") or []
     return {
         "query": progress.get("name") or "",
@@ -39,9 +42,8 @@ def progress_row(progress: dict[str, Any]) -> dict[str, Any]:
         "processed_rows_per_second": float(progress.get("processedRowsPerSecond") or 0.0),
         "batch_duration_ms": int(progress.get("batchDuration") or 0),
         "watermark": _ms((progress.get("eventTime") or {}).get("watermark")),
-        "rows_dropped_by_watermark": sum(
-            int(op.get("numRowsDroppedByWatermark") or 0) for op in operators
-        ),
+        "rows_dropped_by_watermark": late
+        + sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators),
         "state_rows": sum(int(op.get("numRowsTotal") or 0) for op in operators),
     }
 
@@ -66,9 +68,12 @@ _SCHEMA = pa.schema(
 class MetricsRecorder(StreamingQueryListener):
     """Writes the progress of the named queries to the store; never breaks the stream."""
 
-    def __init__(self, store: Store, query_names: set[str]) -> None:
+    def __init__(
+        self, store: Store, query_names: set[str], late: dict[int, int] | None = None
+    ) -> None:
         self.store = store
         self.query_names = query_names
+        self.late = late if late is not None else {}  # batch id -> late rows (the sink's)
         self.dropped_late = 0
 
     def onQueryStarted(self, event: Any) -> None:
@@ -79,7 +84,7 @@ class MetricsRecorder(StreamingQueryListener):
             progress = json.loads(event.progress.json)
             if progress.get("name") not in self.query_names:
                 return
-            row = progress_row(progress)
+            row = progress_row(progress, self.late.pop(int(progress.get("batchId", -1)), 0))
             self.dropped_late += row["rows_dropped_by_watermark"]
             self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist([row], _SCHEMA))
         except Exception as exc:  # a metrics failure must not stop the pipeline; say so loudly
