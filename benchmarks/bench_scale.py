@@ -88,7 +88,12 @@ def _commit() -> str:
 
 
 def run_point(
-    symbols: int, rate: int, seconds: float, spark_master: str | None, extra_pids: list[int]
+    symbols: int,
+    rate: int,
+    seconds: float,
+    spark_master: str | None,
+    extra_pids: list[int],
+    job: str = "one-query",
 ) -> dict[str, Any]:
     tape = tape_for(symbols, rate, seconds)
     with tempfile.TemporaryDirectory(prefix="cryptolab-scale-", ignore_cleanup_errors=True) as tmp:
@@ -101,6 +106,7 @@ def run_point(
                "--observations", str(observations), "--result", str(files["result"])]  # fmt: skip
         if spark_master:
             cmd += ["--spark-master", spark_master]
+        cmd += ["--job", job]
         load_before = os.getloadavg()
         log = (work / "stack.log").open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
@@ -124,6 +130,7 @@ def run_point(
         row["lag_trend"] = lag_trend(sampler.lags, rate)
         row["load"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
         row["spark_master"] = spark_master or "local[*]"
+        row["job"] = job
         return row
 
 
@@ -136,6 +143,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="result file (default build/results/bench/...)")
     parser.add_argument("--render", action="store_true", help="then write reports/scale.md")
+    parser.add_argument(
+        "--jobs", default="one-query",
+        help="one-query, two-queries (before issue 17), or both: each point with each, in turn",
+    )  # fmt: skip
     args = parser.parse_args()
     points = parse_points(args.points)
     stamp = datetime.now(UTC)
@@ -159,18 +170,22 @@ def main() -> None:
         cluster = StandaloneCluster(Path(tempfile.mkdtemp(prefix="scale-spark-")), workers=2)
         cluster.start()
     try:
+        jobs = ["two-queries", "one-query"] if args.jobs == "both" else [args.jobs]
         for symbols, rate in points:
-            print(f"point {symbols} symbols x {rate} trades/s, {args.seconds:g} s ...", flush=True)
-            row = run_point(
-                symbols,
-                rate,
-                args.seconds,
-                cluster.url if cluster else None,
-                cluster.pids() if cluster else [],
-            )
-            report["points"].append(row)
-            print("  " + json.dumps({k: row.get(k) for k in SUMMARY}), flush=True)
-            out.write_text(json.dumps(report, indent=1))
+            for job in jobs:
+                print(f"point {symbols} symbols x {rate} trades/s, {args.seconds:g} s, {job} ...",
+                      flush=True)  # fmt: skip
+                row = run_point(
+                    symbols,
+                    rate,
+                    args.seconds,
+                    cluster.url if cluster else None,
+                    cluster.pids() if cluster else [],
+                    job,
+                )
+                report["points"].append(row)
+                print("  " + json.dumps({k: row.get(k) for k in SUMMARY}), flush=True)
+                out.write_text(json.dumps(report, indent=1))
     finally:
         if cluster is not None:
             cluster.stop()

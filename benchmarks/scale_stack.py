@@ -118,6 +118,10 @@ def main() -> None:
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--poll", type=float, default=0.25)
     parser.add_argument("--spark-master", default=None)
+    parser.add_argument(
+        "--job", choices=("one-query", "two-queries"), default="one-query",
+        help="two-queries: the streaming job of before issue 17 (benchmarks/old_job.py)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -126,6 +130,11 @@ def main() -> None:
     settings = load_settings(
         data_dir=args.data_dir, spark_master=args.spark_master, dash_port=free_port()
     )
+    if args.job == "two-queries":
+        import cryptolab.stack
+        from benchmarks.old_job import TwoQueryJob
+
+        cryptolab.stack.StreamingJob = TwoQueryJob  # type: ignore[misc]
     clock = Clock()
     stack = Stack(settings, paced_source(args.tape, clock))
     stop = threading.Event()
