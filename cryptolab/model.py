@@ -2,6 +2,22 @@
 
 Prices and quantities travel as decimal *strings* exactly as Binance sent them, and become
 ``Decimal(18, 8)`` in Spark and ClickHouse, so OHLC, volume and quote volume are exact.
+
+Times keep the source's precision. Binance gives milliseconds by default and microseconds in
+its 2025+ spot files and on the live stream with ``timeUnit=MICROSECOND``; a raw value tells
+its unit by its size (:func:`to_micros`). A Trade holds every time in **microseconds** since the
+epoch (a millisecond source is multiplied by 1000, exactly), and ClickHouse stores them as
+``DateTime64(6)``.
+
+The Kafka value contract (JSON)::
+
+    {"time_unit":"us","symbol":"BTCUSDT","trade_id":4242424242,"price":"97000.01000000",
+     "qty":"0.00150000","trade_time":1732867200120000,"event_time":1732867200123000,
+     "is_buyer_maker":true,"ingest_time":1732867200125311}
+
+``time_unit`` was added with microsecond precision: a value *without* it comes from an earlier
+release (or another producer following the old contract) and its three times are
+milliseconds. Readers (:meth:`Trade.from_json`, the Spark job) accept both.
 """
 
 from __future__ import annotations
@@ -28,6 +44,19 @@ one window would overflow the candle's quote volume (Decimal(38, 16)) and fail t
 
 WINDOW_SECONDS = 10
 
+MICROS_FROM = 10**14
+"""A raw Binance time at or above this is in microseconds, below it in milliseconds: today's
+times are ~1.7e12 ms or ~1.7e15 µs, and the two ranges cannot meet before the year 5138 (ms)
+or after 1973 (µs). data.binance.vision's own files switched unit on 2025-01-01 this way."""
+TIME_UNIT = "us"
+"""The ``time_unit`` of a Kafka value written by this release (see the module docstring)."""
+
+
+def to_micros(raw: int) -> int:
+    """A raw Binance time (ms or µs, told apart by :data:`MICROS_FROM`) in microseconds."""
+    return raw if raw >= MICROS_FROM else raw * 1000
+
+
 CANDLE_COLUMNS = (
     "symbol",
     "window_start",
@@ -46,8 +75,9 @@ CANDLE_COLUMNS = (
 """Public candle columns, in the order of `cryptolab query candles` CSV output."""
 
 
-class Trade(msgspec.Struct, frozen=True, gc=False):
-    """One normalized trade: the Kafka message value (JSON), keyed by ``symbol``.
+class Trade(msgspec.Struct, frozen=True, gc=False, tag_field="time_unit", tag=TIME_UNIT):
+    """One normalized trade: the Kafka message value (JSON, with ``"time_unit":"us"``), keyed
+    by ``symbol``. Times are microseconds since the epoch (see the module docstring).
 
     ``gc=False``: its fields are strings, ints and a bool, so it can never be part of a
     reference cycle, and a batch of thousands of trades does not wake the cyclic GC."""
@@ -56,17 +86,37 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     trade_id: int
     price: str
     qty: str
-    trade_time: int  # ms since epoch, Binance "T"
-    event_time: int  # ms since epoch, Binance "E"
+    trade_time: int  # µs since epoch, Binance "T"
+    event_time: int  # µs since epoch, Binance "E"
     is_buyer_maker: bool  # Binance "m": True means the taker sold
-    ingest_time: int  # ms since epoch, producer clock
+    ingest_time: int  # µs since epoch, producer clock
 
     def to_json(self) -> bytes:
         return _encode(self)
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Trade:
-        return msgspec.json.decode(payload, type=cls)
+        """A Kafka value of this release, or of an earlier one (no ``time_unit``: ms times)."""
+        unit = _decode_unit(payload).time_unit
+        if unit not in (TIME_UNIT, None):
+            raise FrameError(f"unknown time_unit {unit!r} (expected {TIME_UNIT!r} or none)")
+        trade = _decode_trade(payload)  # accepts a value without the tag as well
+        if unit == TIME_UNIT:
+            return trade
+        return msgspec.structs.replace(
+            trade,
+            trade_time=trade.trade_time * 1000,
+            event_time=trade.event_time * 1000,
+            ingest_time=trade.ingest_time * 1000,
+        )
+
+
+class _Unit(msgspec.Struct):
+    time_unit: str | None = None
+
+
+_decode_unit = msgspec.json.Decoder(_Unit).decode
+_decode_trade = msgspec.json.Decoder(Trade).decode
 
 
 TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
@@ -75,6 +125,10 @@ TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def now_us() -> int:
+    return time.time_ns() // 1_000
 
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
@@ -185,7 +239,17 @@ def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
         or not (symbol.isascii() and symbol.isalnum())
     ):
         return None
-    return Trade(symbol, data.t, data.p, data.q, data.T, data.E, data.m, ingest_time)
+    T, E = data.T, data.E
+    return Trade(
+        symbol,
+        data.t,
+        data.p,
+        data.q,
+        T if T >= MICROS_FROM else T * 1000,
+        E if E >= MICROS_FROM else E * 1000,
+        data.m,
+        ingest_time,
+    )
 
 
 def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
@@ -197,9 +261,13 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
          "t":4242424242,"p":"97000.01000000","q":"0.00150000","T":1732867200120,
          "m":true,"M":true}}
 
+    ``E`` and ``T`` may be milliseconds (Binance's default) or microseconds (``timeUnit=
+    MICROSECOND``): both become microseconds (:func:`to_micros`). ``ingest_time`` is in
+    microseconds (default: now).
+
     Raises FrameError with a human-readable reason for anything else.
     """
-    fast = _fast_parse(frame, now_ms() if ingest_time is None else ingest_time)
+    fast = _fast_parse(frame, now_us() if ingest_time is None else ingest_time)
     if fast is not None:
         return fast
     message = _loads(frame)
@@ -230,10 +298,10 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
         trade_id=_int_field(data, "t", "trade id"),
         price=price,
         qty=qty,
-        trade_time=_int_field(data, "T", "trade time"),
-        event_time=_int_field(data, "E", "event time"),
+        trade_time=to_micros(_int_field(data, "T", "trade time")),
+        event_time=to_micros(_int_field(data, "E", "event time")),
         is_buyer_maker=_bool_field(data, "m", "buyer-maker flag"),
-        ingest_time=now_ms() if ingest_time is None else ingest_time,
+        ingest_time=now_us() if ingest_time is None else ingest_time,
     )
 
 
@@ -277,7 +345,7 @@ def parse_frames(
 
     The same answers as calling parse_frame on each frame, for about half the cost per frame
     when the batch is the common case (well-formed combined-stream trades)."""
-    ingest = now_ms() if ingest_time is None else ingest_time
+    ingest = now_us() if ingest_time is None else ingest_time
     fast = _fast_batch(frames, ingest) if frames else []
     if fast is not None:
         return cast(list[Trade | FrameError], fast)
@@ -318,4 +386,16 @@ def _fast_batch(frames: Sequence[str | bytes], ingest_time: int) -> list[Trade] 
         and "@trade\n".join(symbols).lower() + "@trade" == "\n".join([m.stream for m in messages])
     ):
         return None
-    return [Trade(d.s, d.t, d.p, d.q, d.T, d.E, d.m, ingest_time) for d in data]
+    return [
+        Trade(
+            d.s,
+            d.t,
+            d.p,
+            d.q,
+            d.T if d.T >= MICROS_FROM else d.T * 1000,
+            d.E if d.E >= MICROS_FROM else d.E * 1000,
+            d.m,
+            ingest_time,
+        )
+        for d in data
+    ]

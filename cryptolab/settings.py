@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         description="WebSocket base; /stream?streams=... is appended",
     )
     binance_rest_url: str = Field("https://api.binance.com", description="REST base (backfill)")
+    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        "MILLISECOND",
+        description="trade times of the live feed; MICROSECOND = Binance's timeUnit opt-in",
+    )
     connect_timeout_seconds: float = Field(
         10.0, gt=0, description="how long to wait for Binance before falling back to replay"
     )
@@ -196,6 +200,11 @@ class Settings(BaseSettings):
     dash_allow_no_auth: bool = Field(
         False, description="allow a non-loopback dash_host without a password (behind a proxy)"
     )
+
+    @field_validator("binance_time_unit", mode="before")
+    @classmethod
+    def _upper_time_unit(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("symbols", mode="before")
     @classmethod

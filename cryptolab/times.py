@@ -45,8 +45,19 @@ def range_params(start: datetime | None, end: datetime | None) -> dict[str, date
 
 
 _MS = timedelta(milliseconds=1)
+_US = timedelta(microseconds=1)
 
 
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, exactly (integer arithmetic, no float rounding)."""
     return (to_utc(moment) - EPOCH) // _MS
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    return (to_utc(moment) - EPOCH) // _US
+
+
+def from_micros(value: int) -> datetime:
+    """Microseconds since the epoch -> aware UTC datetime, exactly (no float rounding)."""
+    return EPOCH + timedelta(microseconds=value)

@@ -2,6 +2,10 @@
 
 It shares no code with cryptolab: frames are parsed with the standard json module and windows
 are computed by integer division, so a bug in the streaming path cannot hide in both.
+
+Times: a frame's ``T`` is milliseconds or microseconds (Binance's ``timeUnit=MICROSECOND``, and
+its 2025+ files); a value of 15 digits or more is microseconds. ``trade_time`` below is always
+microseconds since the epoch; candle keys stay ``(symbol, window_start_ms)``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from typing import cast
 import pandas as pd
 
 WINDOW_MS = 10_000
+US_FROM = 100_000_000_000_000
+"""15 digits: a microsecond time (1973 on); fewer: milliseconds (until the year 5138)."""
+
+
+def micros(raw: int) -> int:
+    """A raw Binance time (ms or µs) in microseconds."""
+    return raw if raw >= US_FROM else raw * 1000
+
+
 EXACT_FIELDS = (
     "open",
     "high",
@@ -32,7 +45,8 @@ EXACT_FIELDS = (
 
 
 def tape_trades(path: Path) -> pd.DataFrame:
-    """Every well-formed trade of a tape (bad lines skipped), deduplicated by (symbol, id)."""
+    """Every well-formed trade of a tape (bad lines skipped), deduplicated by (symbol, id);
+    ``trade_time`` in microseconds."""
     opener = gzip.open if str(path).endswith(".gz") else open
     rows = []
     with opener(path, "rt", encoding="utf-8") as handle:
@@ -46,7 +60,7 @@ def tape_trades(path: Path) -> pd.DataFrame:
                     continue
                 if not isinstance(data["m"], bool) or not isinstance(data["T"], int):
                     continue
-                rows.append((data["s"], data["t"], price, qty, data["T"], data["m"]))
+                rows.append((data["s"], data["t"], price, qty, micros(data["T"]), data["m"]))
             except (ValueError, KeyError, TypeError, ArithmeticError):
                 continue
     frame = pd.DataFrame(rows, columns=["symbol", "trade_id", "price", "qty", "trade_time", "m"])
@@ -56,11 +70,12 @@ def tape_trades(path: Path) -> pd.DataFrame:
 def reference_candles(
     trades: pd.DataFrame, window_ms: int = WINDOW_MS
 ) -> dict[tuple[str, int], dict[str, object]]:
-    """(symbol, window_start_ms) -> candle fields, open/close by (trade_time, trade_id).
+    """(symbol, window_start_ms) -> candle fields, open/close by (trade_time, trade_id), with
+    ``trade_time`` in microseconds (as :func:`tape_trades` gives it).
 
     ``window_ms`` other than 10 s gives the rollups (buckets aligned to the epoch, i.e. UTC)."""
     trades = trades.sort_values(["symbol", "trade_time", "trade_id"]).copy()
-    trades["window"] = trades["trade_time"] // window_ms * window_ms
+    trades["window"] = trades["trade_time"] // (window_ms * 1000) * window_ms
     result: dict[tuple[str, int], dict[str, object]] = {}
     for (symbol, window), group in trades.groupby(["symbol", "window"], sort=True):
         prices, qtys = list(group["price"]), list(group["qty"])

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,16 +23,17 @@ import pyarrow as pa
 
 from cryptolab.errors import FrameError, TapeError
 from cryptolab.feeds.tapes.tape import read_frames
-from cryptolab.frames import event_time_of
-from cryptolab.model import Trade, now_ms, parse_frame
+from cryptolab.model import Trade, now_us, parse_frame
 from cryptolab.store.client import Store
 from cryptolab.store.reconcile import ReconcileReport, reconcile
 from cryptolab.store.schema import QUARANTINE, TRADES
+from cryptolab.times import from_micros
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000
 _TS = pa.timestamp("ms", tz="UTC")
+_TS_US = pa.timestamp("us", tz="UTC")
 _DECIMAL = pa.decimal128(18, 8)
 
 
@@ -71,10 +72,10 @@ def _trades_table(trades: list[Trade]) -> pa.Table:
             "trade_id": pa.array([t.trade_id for t in trades], pa.uint64()),
             "price": pa.array([Decimal(t.price) for t in trades], _DECIMAL),
             "qty": pa.array([Decimal(t.qty) for t in trades], _DECIMAL),
-            "trade_time": pa.array([t.trade_time for t in trades], _TS),
-            "event_time": pa.array([t.event_time for t in trades], _TS),
+            "trade_time": pa.array([t.trade_time for t in trades], _TS_US),
+            "event_time": pa.array([t.event_time for t in trades], _TS_US),
             "is_buyer_maker": [t.is_buyer_maker for t in trades],
-            "ingest_time": pa.array([t.ingest_time for t in trades], _TS),
+            "ingest_time": pa.array([t.ingest_time for t in trades], _TS_US),
         }
     )
 
@@ -102,13 +103,13 @@ class _Batcher:
         self.pending: list[tuple[int, str, str]] = []  # rejected before any arrival time is known
         self.clock = 0  # arrival time (ms) of the latest frame that had one
         self.seen: set[tuple[str, int]] = set()
-        self.first_ms: int | None = None
-        self.last_ms: int | None = None
+        self.first_us: int | None = None
+        self.last_us: int | None = None
 
-    def add(self, line_no: int, frame: str, ingest_ms: int) -> None:
+    def add(self, line_no: int, frame: str, ingest_us: int) -> None:
         self.report.frames += 1
         try:
-            trade = parse_frame(frame, ingest_time=ingest_ms)
+            trade = parse_frame(frame, ingest_time=ingest_us)
         except FrameError as exc:
             self.report.rejected[exc.reason] += 1
             if self.clock:
@@ -116,7 +117,7 @@ class _Batcher:
             else:
                 self.pending.append((line_no, frame, exc.reason))
             return
-        self.clock = max(self.clock, event_time_of(frame) or trade.event_time)
+        self.clock = max(self.clock, trade.event_time // 1000)
         if self.pending:
             self.rejected += [(n, f, r, self.clock) for n, f, r in self.pending]
             self.pending.clear()
@@ -127,8 +128,8 @@ class _Batcher:
         self.seen.add(key)
         self.trades.append(trade)
         self.report.trades += 1
-        self.first_ms = min(self.first_ms or trade.trade_time, trade.trade_time)
-        self.last_ms = max(self.last_ms or trade.trade_time, trade.trade_time)
+        self.first_us = min(self.first_us or trade.trade_time, trade.trade_time)
+        self.last_us = max(self.last_us or trade.trade_time, trade.trade_time)
         if len(self.trades) >= BATCH_ROWS:
             self.flush()
 
@@ -147,15 +148,15 @@ def load_frames(store: Store, frames: Iterable[str], name: str) -> LoadReport:
     started = time.perf_counter()
     report = LoadReport(name)
     batcher = _Batcher(store, f"tape:{name}", report)
-    ingest_ms = now_ms()
+    ingest_us = now_us()
     for line_no, frame in enumerate(frames):
-        batcher.add(line_no, frame, ingest_ms)
+        batcher.add(line_no, frame, ingest_us)
     batcher.flush()
-    if batcher.first_ms is not None and batcher.last_ms is not None:
-        report.first_trade = datetime.fromtimestamp(batcher.first_ms / 1000, tz=UTC)
-        report.last_trade = datetime.fromtimestamp(batcher.last_ms / 1000, tz=UTC)
+    if batcher.first_us is not None and batcher.last_us is not None:
+        report.first_trade = from_micros(batcher.first_us)
+        report.last_trade = from_micros(batcher.last_us)
         # every window the tape touched, whatever else the store holds
-        end = datetime.fromtimestamp(batcher.last_ms / 1000 + 10, tz=UTC)
+        end = report.last_trade + timedelta(seconds=10)
         report.reconcile = reconcile(store, report.first_trade, end)
     report.seconds = time.perf_counter() - started
     log.info(

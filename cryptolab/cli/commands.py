@@ -210,7 +210,9 @@ def cmd_tape_synth(args: argparse.Namespace) -> int:
 
     start_ms = int(args.start.timestamp() * 1000) if args.start else DEFAULT_START_MS
     symbols = load_settings(symbols=args.symbols).symbols
-    frames = synth_frames(symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms)
+    frames = synth_frames(
+        symbols, args.seconds, args.rate, args.seed, start_ms, args.jitter_ms, args.micros
+    )
     count = write_frames(args.out, frames)
     print(f"wrote {count} frames to {args.out}")
     return 0

@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="deliver trades up to this late, out of trade-time order",
     )
+    synth.add_argument(
+        "--micros", action="store_true", help="times in µs (Binance's timeUnit=MICROSECOND)"
+    )
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=cmd.cmd_tape_synth)
     imp = tsub.add_parser(

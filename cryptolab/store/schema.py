@@ -7,7 +7,12 @@ engines make every other repetition converge (read with FINAL).
 
 from __future__ import annotations
 
+import logging
+
+from cryptolab.errors import StoreError
 from cryptolab.store.client import Store
+
+log = logging.getLogger(__name__)
 
 TRADES = "trades"
 CANDLES_10S = "candles_10s"
@@ -30,26 +35,33 @@ OHLCV_FROM_TRADES = f"""
 
 DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
 TS = "DateTime64(3, 'UTC')"
+TS_US = "DateTime64(6, 'UTC')"
+"""Trade times (trade, event, ingest): microseconds, the finest unit Binance gives. Releases
+before it stored milliseconds (:data:`TS`); :func:`ensure_schema` upgrades such a store."""
+TRADE_TIMES = ("trade_time", "event_time", "ingest_time")
+
+
+def trades_ddl(store: Store, name: str = TRADES) -> str:
+    """Raw trades, deduplicated by (symbol, trade_id): read with FINAL for exact answers."""
+    return f"""CREATE TABLE IF NOT EXISTS {store.table(name)} (
+            symbol LowCardinality(String),
+            trade_id UInt64,
+            price Decimal(18, 8),
+            qty Decimal(18, 8),
+            trade_time {TS_US},
+            event_time {TS_US},
+            is_buyer_maker Bool,
+            ingest_time {TS_US},
+            stored_at {TS} DEFAULT now64(3)
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toDate(trade_time)
+        ORDER BY (symbol, trade_id) {DEDUP}"""
 
 
 def _ddl(store: Store) -> list[str]:
     trades, candles = store.table(TRADES), store.table(CANDLES_10S)
     return [
-        f"CREATE DATABASE IF NOT EXISTS `{store.database}`",
-        # Raw trades, deduplicated by (symbol, trade_id): read with FINAL for exact answers.
-        f"""CREATE TABLE IF NOT EXISTS {trades} (
-            symbol LowCardinality(String),
-            trade_id UInt64,
-            price Decimal(18, 8),
-            qty Decimal(18, 8),
-            trade_time {TS},
-            event_time {TS},
-            is_buyer_maker Bool,
-            ingest_time {TS},
-            stored_at {TS} DEFAULT now64(3)
-        ) ENGINE = ReplacingMergeTree
-        PARTITION BY toDate(trade_time)
-        ORDER BY (symbol, trade_id) {DEDUP}""",
+        trades_ddl(store),
         # Rows are sorted by (symbol, trade_id), so each granule's trade times are a narrow
         # range: a time filter (the stream re-deriving the last seconds' candles, reconcile)
         # skips the rest. Added in place to older stores; their existing parts just lack it.
@@ -124,7 +136,10 @@ def _ttl(store: Store, table: str, column: str, days: int | None) -> str:
 def ensure_schema(
     store: Store, trades_ttl_days: int | None = None, candles_ttl_days: int | None = None
 ) -> None:
-    """Create what is missing; apply the retention settings (None or 0 keeps data forever)."""
+    """Create what is missing, upgrade what an earlier release made (:func:`upgrade_trades`);
+    apply the retention settings (None or 0 keeps data forever)."""
+    store.command(f"CREATE DATABASE IF NOT EXISTS `{store.database}`")
+    upgrade_trades(store)
     for statement in _ddl(store):
         store.command(statement)
     for table, column, days in (
@@ -142,3 +157,59 @@ def _has_ttl(store: Store, table: str) -> bool:
         {"db": store.database, "table": table},
     )
     return bool(rows) and " TTL " in str(rows[0][0])
+
+
+def _column_types(store: Store, table: str) -> dict[str, str]:
+    rows = store.query_rows(
+        "SELECT name, type FROM system.columns WHERE database = {db:String} "
+        "AND table = {table:String}",
+        {"db": store.database, "table": table},
+    )
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def upgrade_trades(store: Store) -> bool:
+    """Upgrade a ``trades`` table with millisecond times (releases before µs precision) in place:
+    copy it into a table of the current definition, check that every row is there, exchange
+    the two atomically and drop the old one. ClickHouse cannot ALTER the type of ``trade_time``
+    (a partition key column), hence the copy. True when an upgrade ran.
+
+    Safe to interrupt at any point: before the exchange the old table is untouched and the
+    partial copy is rebuilt on the next start; after it, the leftover is the old table, whose
+    rows the copy was checked to hold."""
+    upgrading = f"{TRADES}__upgrading"
+    store.command(f"DROP TABLE IF EXISTS {store.table(upgrading)}")
+    types = _column_types(store, TRADES)
+    stale = [name for name in TRADE_TIMES if name in types and types[name] != TS_US]
+    if not stale:
+        return False
+    store.command(trades_ddl(store, upgrading))
+    columns = ", ".join(f"`{name}`" for name in _column_types(store, upgrading))
+    store.command(
+        f"INSERT INTO {store.table(upgrading)} ({columns}) "  # noqa: S608 - identifiers only
+        f"SELECT {columns} FROM {store.table(TRADES)} SETTINGS insert_deduplicate = 0"
+    )
+    before, after = _count(store, TRADES), _count(store, upgrading)
+    if before != after:
+        store.command(f"DROP TABLE IF EXISTS {store.table(upgrading)}")
+        raise StoreError(
+            f"upgrading {store.database}.{TRADES} to microsecond times copied {after} of "
+            f"{before} rows; the table is left as it was. Check free disk space and restart."
+        )
+    try:
+        store.command(f"EXCHANGE TABLES {store.table(TRADES)} AND {store.table(upgrading)}")
+    except Exception as exc:
+        raise StoreError(
+            f"cannot swap in the upgraded {store.database}.{TRADES}: {exc}; the table is left "
+            "as it was (EXCHANGE TABLES needs an Atomic database, ClickHouse's default)"
+        ) from exc
+    store.command(f"DROP TABLE IF EXISTS {store.table(upgrading)}")
+    log.info(
+        "store upgraded in place table=%s.%s columns=%s from=%s to=%s rows=%d (all kept)",
+        store.database, TRADES, ",".join(stale), types[stale[0]], TS_US, before,
+    )  # fmt: skip
+    return True
+
+
+def _count(store: Store, table: str) -> int:
+    return int(store.query_rows(f"SELECT count() FROM {store.table(table)}")[0][0])  # noqa: S608

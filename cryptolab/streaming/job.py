@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
-from cryptolab.model import MAX_QUOTE
+from cryptolab.model import MAX_QUOTE, TIME_UNIT
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
 from cryptolab.streaming.sink import StoreSink
@@ -36,11 +36,12 @@ KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_time", "raw")
 
 READ_SCHEMA = (
     "symbol VARIANT, trade_id BIGINT, price VARIANT, qty VARIANT, trade_time BIGINT, "
-    "event_time BIGINT, is_buyer_maker BOOLEAN, ingest_time BIGINT"
+    "event_time BIGINT, is_buyer_maker BOOLEAN, ingest_time BIGINT, time_unit VARIANT"
 )
 """The Trade JSON as Spark reads it. Text fields are VARIANT so that their JSON type can be
 checked: a plain STRING field would turn ``97000.123456789012345`` (a number) or ``true`` into
-text silently, and the number through a double."""
+text silently, and the number through a double. ``time_unit`` is ``"us"`` (this release:
+microsecond times) or absent (earlier releases: milliseconds), see :mod:`cryptolab.model`."""
 SYMBOL_PATTERN = "^[A-Za-z0-9]{1,32}$"
 DECIMAL_PATTERN = "^-?[0-9]+([.][0-9]+)?$"
 """A plain decimal as Binance writes it ("97000.01000000"): no exponent, "+", spaces or
@@ -95,6 +96,8 @@ def parse_values(records: Any) -> Any:
         "is_json",
         "t",
         *(F.expr(f"schema_of_variant(t.{name})").alias(f"{name}_type") for name in TEXT_FIELDS),
+        F.expr("try_variant_get(t.time_unit, '$', 'string')").alias("unit"),
+        F.expr("schema_of_variant(t.time_unit)").alias("unit_type"),
     )
     texts = typed.select(
         *KAFKA_COLUMNS,
@@ -103,6 +106,9 @@ def parse_values(records: Any) -> Any:
         "t",
         "symbol_type",
         *(_text(name).alias(f"{name}_text") for name in TEXT_FIELDS),
+        F.when(F.col("unit_type").isNull(), F.lit("ms"))
+        .when((F.col("unit_type") == "STRING") & (F.col("unit") == TIME_UNIT), F.lit("us"))
+        .alias("unit"),
     )
     # try_cast and range checks: under ANSI mode a plain cast of a bad value would fail the
     # whole query; a bad row must be quarantined instead.
@@ -115,19 +121,20 @@ def parse_values(records: Any) -> Any:
         "is_utf8",
         "is_json",
         "symbol_type",
+        "unit",
         F.col("symbol_text").alias("symbol"),
         F.col("t.trade_id").alias("trade_id"),
         _decimal("price_text").alias("price"),
         _decimal("qty_text").alias("qty"),
-        _millis("t.trade_time").alias("trade_time"),
-        _millis("t.event_time").alias("event_time"),
+        _timestamp("t.trade_time").alias("trade_time"),
+        _timestamp("t.event_time").alias("event_time"),
         F.col("t.is_buyer_maker").alias("is_buyer_maker"),
-        _millis("t.ingest_time").alias("ingest_time"),
+        _timestamp("t.ingest_time").alias("ingest_time"),
         "price_text",
         "qty_text",
     )
     return rows.withColumn("reason", _reason()).drop(
-        "is_utf8", "is_json", "symbol_type", "price_text", "qty_text"
+        "is_utf8", "is_json", "symbol_type", "unit", "price_text", "qty_text"
     )
 
 
@@ -136,6 +143,7 @@ TEXT_FIELDS = ("symbol", "price", "qty")
 
 
 MAX_MILLIS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the end of ClickHouse DateTime64
+MAX_MICROS = MAX_MILLIS * 1000 + 999
 
 
 def _text(name: str) -> Any:
@@ -157,12 +165,15 @@ def _decimal(text_column: str) -> Any:
     return F.when(exact, text.try_cast(PRICE_TYPE))
 
 
-def _millis(name: str) -> Any:
-    """Epoch milliseconds -> timestamp, or null when out of range (never an error)."""
+def _timestamp(name: str) -> Any:
+    """Epoch microseconds (``unit`` "us") or milliseconds ("ms") -> timestamp, or null when out
+    of range or of unknown unit (never an error)."""
     from pyspark.sql import functions as F
 
-    column = F.col(name)
-    return F.when(column.between(0, MAX_MILLIS), F.timestamp_millis(column))
+    column, unit = F.col(name), F.col("unit")
+    return F.when((unit == "us") & column.between(0, MAX_MICROS), F.timestamp_micros(column)).when(
+        (unit == "ms") & column.between(0, MAX_MILLIS), F.timestamp_millis(column)
+    )
 
 
 def _reason() -> Any:
@@ -175,6 +186,7 @@ def _reason() -> Any:
     reason = reason.when(~F.col("is_utf8"), F.lit("not UTF-8"))
     reason = reason.when(~F.col("is_json"), F.lit("invalid JSON"))
     reason = reason.when(F.col("symbol_type").isNull(), F.lit("schema mismatch: symbol missing"))
+    reason = reason.when(F.col("unit").isNull(), F.lit(f"time_unit is not {TIME_UNIT!r} or absent"))
     reason = reason.when(
         F.col("symbol").isNull() | ~F.col("symbol").rlike(SYMBOL_PATTERN),
         F.lit("symbol is not 1-32 ASCII letters and digits"),

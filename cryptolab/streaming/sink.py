@@ -37,7 +37,7 @@ from cryptolab.errors import StoreError
 from cryptolab.model import TRADE_COLUMNS, WINDOW_SECONDS
 from cryptolab.store.client import Store, masked_url
 from cryptolab.store.reconcile import differing_candles
-from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADES
+from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADE_TIMES, TRADES
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ def _utc_ms(column: Any) -> Any:
     return column.cast(pa.timestamp("ms", tz="UTC"))
 
 
+def _utc_us(column: Any) -> Any:
+    return column.cast(pa.timestamp("us", tz="UTC"))
+
+
 def _set(table: pa.Table, name: str, column: Any) -> pa.Table:
     return table.set_column(table.schema.get_field_index(name), name, column)
 
@@ -56,8 +60,8 @@ def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """A parsed Kafka batch -> (valid trades, quarantined rows with their reason)."""
     valid_mask = pc.is_null(table["reason"])
     valid = table.filter(valid_mask).select(list(TRADE_COLUMNS))
-    for name in ("trade_time", "event_time", "ingest_time"):
-        valid = _set(valid, name, _utc_ms(valid[name]))
+    for name in TRADE_TIMES:  # microseconds, as the source gave them
+        valid = _set(valid, name, _utc_us(valid[name]))
     bad = table.filter(pc.invert(valid_mask)).select(QUARANTINE_COLUMNS)
     bad = _set(bad, "kafka_time", _utc_ms(bad["kafka_time"]))
     return valid, bad
@@ -72,7 +76,7 @@ def _hint(error: str) -> str:
     return "check that the ClickHouse store is up and reachable"
 
 
-WINDOW_MS = WINDOW_SECONDS * 1000
+WINDOW_US = WINDOW_SECONDS * 1_000_000
 
 
 class StoreSink:
@@ -83,11 +87,11 @@ class StoreSink:
     ) -> None:
         self.store = store
         self.retry_seconds = retry_seconds
-        self.watermark_ms = int(watermark_seconds * 1000)
+        self.watermark_us = int(watermark_seconds * 1_000_000)
         self.quarantined = 0
         self.write_retries = 0
         self.late: dict[int, int] = {}  # batch id -> late trades (read by the metrics listener)
-        self._newest_ms: int | None = None  # newest trade time seen, before the current batch
+        self._newest_us: int | None = None  # newest trade time seen, before the current batch
         self.failure: StoreError | None = None  # set when a write gave up; the stack reports it
         self._query_ids: dict[str, str] = {}
         self._bound = threading.Condition()
@@ -142,8 +146,8 @@ class StoreSink:
     def write_batch(self, batch: Any, batch_id: int) -> None:
         """Trades and quarantine, then the candles the batch changed."""
         valid, bad = split_trades(batch.toArrow())
-        if self._newest_ms is None:  # first batch of this run: what earlier runs stored
-            self._newest_ms = self._stored_newest_ms()
+        if self._newest_us is None:  # first batch of this run: what earlier runs stored
+            self._newest_us = self._stored_newest_us()
         self._insert("stream", batch_id, TRADES, valid)
         if bad.num_rows:
             self._insert("stream", batch_id, QUARANTINE, bad)
@@ -156,33 +160,34 @@ class StoreSink:
         if trades.num_rows == 0:
             self.late[batch_id] = 0
             return
-        times = pc.cast(trades["trade_time"], pa.int64())
+        times = pc.cast(trades["trade_time"], pa.int64())  # µs (split_trades)
         on_time = trades
-        if self._newest_ms is not None:
-            on_time = trades.filter(pc.greater_equal(times, self._newest_ms - self.watermark_ms))
+        if self._newest_us is not None:
+            on_time = trades.filter(pc.greater_equal(times, self._newest_us - self.watermark_us))
         self.late[batch_id] = trades.num_rows - on_time.num_rows
         newest = pc.max(times).as_py()
-        self._newest_ms = max(self._newest_ms or newest, newest)
+        self._newest_us = max(self._newest_us or newest, newest)
         if on_time.num_rows == 0:
             return
         bounds = pc.min_max(pc.cast(on_time["trade_time"], pa.int64())).as_py()
-        start = bounds["min"] // WINDOW_MS * WINDOW_MS
-        end = bounds["max"] // WINDOW_MS * WINDOW_MS + WINDOW_MS
+        start = bounds["min"] // WINDOW_US * WINDOW_US
+        end = bounds["max"] // WINDOW_US * WINDOW_US + WINDOW_US
         symbols = pc.unique(on_time["symbol"]).to_pylist()
         _, changed = differing_candles(self.store, _utc(start), _utc(end), symbols, final=False)
         if changed.num_rows:
             self._insert("stream", batch_id, CANDLES_10S, changed.drop_columns(["stored_trades"]))
 
-    def _stored_newest_ms(self) -> int | None:
+    def _stored_newest_us(self) -> int | None:
         """Newest trade time stored by earlier runs (None: an empty store, no watermark yet).
         Spark keeps its watermark in the checkpoint; this is the same instant, near enough."""
         rows = self.store.query_rows(
-            f"SELECT max(trade_time), count() FROM {self.store.table(TRADES)}"  # noqa: S608
+            f"SELECT toUnixTimestamp64Micro(max(trade_time)), count() "  # noqa: S608
+            f"FROM {self.store.table(TRADES)}"
         )
         if not rows or not rows[0][1]:
             return None
-        return int(rows[0][0].timestamp() * 1000)
+        return int(rows[0][0])
 
 
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+def _utc(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC)  # window bounds: whole seconds

@@ -112,3 +112,54 @@ def test_historical_trades_serves_reached_trades_like_binance() -> None:
         assert (status, body["code"]) == (400, -1121)
         status, _, _ = _get(f"{rest}?symbol=BTCUSDT&limit=1001")
         assert status == 400
+
+
+def _rest_times(server: ReplayServer, unit: str | None) -> list[int]:
+    request = urllib.request.Request(
+        f"{server.rest_url}/api/v3/historicalTrades?symbol=BTCUSDT&fromId=0&limit=1000",
+        headers={"X-MBX-TIME-UNIT": unit} if unit else {},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return [item["time"] for item in json.load(response)]
+
+
+def test_time_unit_opt_in_on_stream_and_rest() -> None:
+    """Like Binance: milliseconds unless a client asks for microseconds (timeUnit=MICROSECOND on
+    the stream URL, X-MBX-TIME-UNIT on REST), whichever unit the tape holds; the live client
+    asks when configured to, and gets every µs digit."""
+    frames = list(synth_frames(["BTCUSDT"], 4, 20, seed=43, micros=True))
+    taped = [json.loads(f)["data"]["T"] for f in frames]
+    assert all(t >= 10**15 for t in taped) and any(t % 1000 for t in taped)
+    with ReplayServer(frames, speed=None, port=0) as server:  # plays once the client is on
+        micro = BinanceFeed(
+            server.ws_url, server.rest_url, ["BTCUSDT"], FeedConfig(time_unit="MICROSECOND")
+        )
+        got_us = [json.loads(f)["data"]["T"] for f in run_feed(micro, 10.0, len(frames))]
+        server.finished.wait(10)
+        milli = BinanceFeed(server.ws_url, server.rest_url, ["BTCUSDT"], FeedConfig())
+        rest_ms, rest_us = _rest_times(server, None), _rest_times(server, "MICROSECOND")
+        bad = urllib.request.Request(
+            f"{server.rest_url}/api/v3/historicalTrades?symbol=BTCUSDT",
+            headers={"X-MBX-TIME-UNIT": "NANOSECOND"},
+        )
+        try:
+            urllib.request.urlopen(bad, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+    assert got_us == taped
+    assert rest_us == taped and rest_ms == [t // 1000 for t in taped]
+    assert status == 400
+    assert milli.config.time_unit == "MILLISECOND"
+
+
+def test_a_millisecond_tape_served_in_microseconds() -> None:
+    frames = list(synth_frames(["BTCUSDT"], 4, 20, seed=44))
+    taped = [json.loads(f)["data"]["T"] for f in frames]
+    with ReplayServer(frames, speed=None, port=0) as server:
+        feed = BinanceFeed(
+            server.ws_url, server.rest_url, ["BTCUSDT"], FeedConfig(time_unit="MICROSECOND")
+        )
+        got = [json.loads(f)["data"] for f in run_feed(feed, 10.0, len(frames))]
+    assert [d["T"] for d in got] == [t * 1000 for t in taped]
+    assert all(d["E"] >= 10**15 for d in got)

@@ -45,8 +45,8 @@ def loaded(chdb_root: Path) -> Iterator[tuple[Store, Any]]:
 
 
 def in_period(trades: pd.DataFrame, symbol: str) -> pd.DataFrame:
-    mine = trades[(trades.symbol == symbol) & (trades.trade_time >= START_MS)]
-    return mine[mine.trade_time < END_MS].sort_values(["trade_time", "trade_id"])
+    mine = trades[(trades.symbol == symbol) & (trades.trade_time >= START_MS * 1000)]
+    return mine[mine.trade_time < END_MS * 1000].sort_values(["trade_time", "trade_id"])
 
 
 def test_loading_a_tape_stores_exact_trades_candles_and_rejects(
@@ -102,7 +102,7 @@ def test_trades_come_in_trade_time_order(
 def test_busiest_minutes(loaded: tuple[Store, Any], reference: pd.DataFrame) -> None:
     store, _ = loaded
     mine = in_period(reference, "BTCUSDT")
-    counts = mine.groupby(mine.trade_time // 60_000 * 60_000).size()
+    counts = mine.groupby(mine.trade_time // 60_000_000 * 60_000).size()
     want = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
     got = market.busiest(store, "BTCUSDT", START, END, seconds=60, top=4)
     starts = [int(t.timestamp() * 1000) for t in got.bucket_start]

@@ -19,6 +19,7 @@ from cryptolab.store.schema import CANDLES_10S, TRADES
 from tests.reference import assert_candles_equal, parse_candles_csv, reference_candles, tape_trades
 
 TS = pa.timestamp("ms", tz="UTC")
+TS_US = pa.timestamp("us", tz="UTC")  # trade times
 
 
 def trades_table(trades: Any) -> pa.Table:
@@ -28,10 +29,10 @@ def trades_table(trades: Any) -> pa.Table:
         "trade_id": pa.array(list(trades["trade_id"]), pa.int64()),
         "price": pa.array(list(trades["price"]), pa.decimal128(18, 8)),
         "qty": pa.array(list(trades["qty"]), pa.decimal128(18, 8)),
-        "trade_time": pa.array(list(trades["trade_time"]), TS),
-        "event_time": pa.array(list(trades["trade_time"]), TS),
+        "trade_time": pa.array(list(trades["trade_time"]), TS_US),
+        "event_time": pa.array(list(trades["trade_time"]), TS_US),
         "is_buyer_maker": list(trades["m"]),
-        "ingest_time": pa.array([0] * n, TS),
+        "ingest_time": pa.array([0] * n, TS_US),
     })  # fmt: skip
 
 

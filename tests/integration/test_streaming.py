@@ -122,3 +122,53 @@ def test_rows_spark_cannot_use_are_quarantined_with_a_reason(
         "GROUP BY query ORDER BY query"
     )
     assert [n for _, n in metrics] == [len(good) + len(bad)]
+
+
+def test_microsecond_trades_stay_exact_through_kafka_and_spark(
+    spark: Any, kafka_bootstrap: str, make_settings: Any, tmp_path: Path
+) -> None:
+    """A µs stream (timeUnit=MICROSECOND) keeps every digit to the store; a value of an earlier
+    release (no time_unit: ms) still reads right; a time_unit it does not know is quarantined."""
+    from kafka import KafkaProducer
+
+    settings = make_settings(trigger_seconds=0.5)
+    ensure_topics(settings, kafka_bootstrap)
+    tape = tmp_path / "micros.jsonl"
+    write_frames(tape, synth_frames(["BTCUSDT"], 40, 30, seed=5, micros=True))
+    producer = TradeProducer(settings, kafka_bootstrap)
+    producer.publish_all(list(read_frames(tape)))
+    producer.flush()
+    producer.close()
+    old = (b'{"symbol":"ETHUSDT","trade_id":9,"price":"3400.5","qty":"0.25","trade_time":'
+           b'1793491201234,"event_time":1793491201236,"is_buyer_maker":false,'
+           b'"ingest_time":1793491201240}')  # fmt: skip
+    bad = {
+        old.replace(b'{"symbol"', b'{"time_unit":"ns","symbol"'): "time_unit is not 'us' or absent",
+        old.replace(b'{"symbol"', b'{"time_unit":null,"symbol"'): "time_unit is not 'us' or absent",
+        old.replace(b'{"symbol"', b'{"time_unit":5,"symbol"'): "time_unit is not 'us' or absent",
+    }
+    rogue = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for value in [old, *bad]:
+        rogue.send(settings.topic, key=b"X", value=value)
+    rogue.flush()
+    rogue.close()
+    store = open_store(settings)
+    job = StreamingJob(spark, settings, kafka_bootstrap, store).start()
+    try:
+        wait_caught_up(job, end_offsets(kafka_bootstrap, settings.topic))
+    finally:
+        job.stop()
+    reference = tape_trades(tape)
+    assert (reference.trade_time % 1000 != 0).mean() > 0.9  # sub-millisecond digits present
+    stored = store.query_rows(
+        f"SELECT symbol, trade_id, toUnixTimestamp64Micro(trade_time) FROM "
+        f"{store.table('trades')} FINAL ORDER BY symbol, trade_id"
+    )
+    want = sorted(zip(reference.symbol, reference.trade_id, reference.trade_time, strict=True))
+    assert stored == [*want, ("ETHUSDT", 9, 1793491201234_000)]
+    rows = store.query_rows(f"SELECT raw, reason FROM {store.table('quarantine')} FINAL")
+    assert {raw.encode(): reason for raw, reason in rows} == bad
+    assert_candles_equal(
+        parse_candles_csv(render_candles(queries.candles(store, "BTCUSDT"), "csv")),
+        reference_candles(reference),
+    )

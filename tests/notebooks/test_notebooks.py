@@ -92,7 +92,7 @@ def period_trades(symbol: str, start: str, end: str) -> Any:
     import pandas as pd
 
     trades = tape_trades(sample_market())
-    first, last = (pd.Timestamp(t).value // 1_000_000 for t in (start, end))
+    first, last = (pd.Timestamp(t).value // 1_000 for t in (start, end))  # µs
     mine = trades[(trades.symbol == symbol) & (trades.trade_time >= first)]
     return mine[mine.trade_time < last]
 

@@ -26,6 +26,8 @@ MAX_DECIMAL = Decimal("9999999999.99999999")  # Decimal(18, 8)
 MAX_QUOTE = Decimal(10**12)  # price x qty of one trade; more would overflow a candle's sum
 INT_LIMIT = 2**63
 MAX_MILLIS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the end of ClickHouse DateTime64
+MAX_MICROS = MAX_MILLIS * 1000 + 999
+US_FROM = 10**14  # a raw Binance time of 15+ digits is in microseconds
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 BASE_MS = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 HUGE = 100_000
@@ -62,10 +64,15 @@ good_decimals = st.builds(
 
 
 def _trade_data(draw: st.DrawFn) -> dict[str, Any]:
+    """A good trade event, its times in ms or (Binance's timeUnit=MICROSECOND) in µs."""
     trade_time = BASE_MS + draw(st.integers(min_value=0, max_value=120_000))
+    lag = draw(st.integers(min_value=0, max_value=50))
+    if draw(st.booleans()):
+        trade_time = trade_time * 1000 + draw(st.integers(min_value=0, max_value=999))
+        lag *= 1000
     return {
         "e": "trade",
-        "E": trade_time + draw(st.integers(min_value=0, max_value=50)),
+        "E": trade_time + lag,
         "s": draw(st.sampled_from(SYMBOLS)),
         "t": draw(st.integers(min_value=0, max_value=10**12)),
         "p": draw(good_decimals),
@@ -209,22 +216,38 @@ def classify_frame(frame: str | bytes) -> str | None:
 
 
 def expected_trade(frame: str | bytes) -> tuple[Any, ...]:
-    """(symbol, trade_id, price, qty, trade_time, event_time, is_buyer_maker) of a good frame."""
+    """(symbol, trade_id, price, qty, trade_time, event_time, is_buyer_maker) of a good frame,
+    times in microseconds."""
     message = _loads(frame)
     data = message.get("data", message) if "stream" in message else message
-    return tuple(data[k] for k in ("s", "t", "p", "q", "T", "E", "m"))
+    times = tuple(v if v >= US_FROM else v * 1000 for v in (data["T"], data["E"]))
+    return (data["s"], data["t"], data["p"], data["q"], *times, data["m"])
 
 
 # Kafka values of the trades topic (another producer's rows) ----------------------------------
 
 TRADE_FIELDS = (
     "symbol", "trade_id", "price", "qty", "trade_time", "event_time", "is_buyer_maker",
-    "ingest_time",
+    "ingest_time", "time_unit",
 )  # fmt: skip
 
 
 def _good_row(draw: st.DrawFn) -> dict[str, Any]:
+    """A Trade JSON: this release's (``"time_unit":"us"``, µs times) or an earlier one's (no
+    time_unit, ms times)."""
     data = _trade_data(draw)
+    if data["T"] >= US_FROM:
+        return {
+            "time_unit": "us",
+            "symbol": data["s"],
+            "trade_id": data["t"],
+            "price": data["p"],
+            "qty": data["q"],
+            "trade_time": data["T"],
+            "event_time": data["E"],
+            "is_buyer_maker": data["m"],
+            "ingest_time": data["E"] + 5_123,
+        }
     return {
         "symbol": data["s"],
         "trade_id": data["t"],
@@ -287,9 +310,12 @@ def classify_value(value: bytes | None) -> str | None:
         return "bad symbol"
     if not _int_in(row.get("trade_id"), 0, INT_LIMIT - 1):
         return "bad trade_id"
-    if not all(_int_in(row.get(k), 0, MAX_MILLIS) for k in ("trade_time", "event_time")):
+    if "time_unit" in row and row["time_unit"] != "us":
+        return "bad time_unit"
+    largest = MAX_MICROS if "time_unit" in row else MAX_MILLIS
+    if not all(_int_in(row.get(k), 0, largest) for k in ("trade_time", "event_time")):
         return "bad time"
-    if not _int_in(row.get("ingest_time"), 0, MAX_MILLIS):
+    if not _int_in(row.get("ingest_time"), 0, largest):
         return "bad time"
     if decimal_problem(row.get("price")) or decimal_problem(row.get("qty")):
         return "bad price or qty"

@@ -99,14 +99,15 @@ def expected_trades(values: list[bytes | None]) -> pd.DataFrame:
     for value in values:
         assert value is not None
         row, _ = json.JSONDecoder().raw_decode(value.decode().lstrip(" \t\r\n"))
+        scale = 1 if "time_unit" in row else 1000  # µs; a value without time_unit is in ms
         rows.append(
             (
                 row["symbol"],
                 row["trade_id"],
                 Decimal(row["price"]),
                 Decimal(row["qty"]),
-                row["trade_time"],
-                row["event_time"],
+                row["trade_time"] * scale,
+                row["event_time"] * scale,
                 row["is_buyer_maker"],
             )
         )
@@ -116,8 +117,8 @@ def expected_trades(values: list[bytes | None]) -> pd.DataFrame:
 
 def stored_trades(store: Any) -> set[tuple[Any, ...]]:
     rows = store.query_rows(
-        "SELECT symbol, trade_id, price, qty, toUnixTimestamp64Milli(trade_time), "
-        f"toUnixTimestamp64Milli(event_time), is_buyer_maker FROM {store.table('trades')} FINAL"
+        "SELECT symbol, trade_id, price, qty, toUnixTimestamp64Micro(trade_time), "
+        f"toUnixTimestamp64Micro(event_time), is_buyer_maker FROM {store.table('trades')} FINAL"
     )
     return {
         (str(s), int(t), Decimal(p), Decimal(q), int(a), int(b), bool(m))

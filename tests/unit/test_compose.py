@@ -2,7 +2,7 @@
 
 docker-compose.yml is validated by Debian's docker-compose (`docker-compose config`, offline),
 then read as YAML: every image pinned, every CRYPTOLAB_* variable a valid Settings value,
-ports the ones the README lists, health checks, restart policies, memory limits, volumes.
+ports the ones docs/deployment.md lists, health checks, restart policies, memory limits, volumes.
 """
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ def test_ports_are_local_and_the_ones_the_readme_lists(
             host, host_port, _container = str(port).split(":")
             assert host == "127.0.0.1", (name, port)
             published.add(int(host_port))
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Scaling out", 1)[1].split("\n## ", 1)[0]
+    readme = (ROOT / "docs" / "deployment.md").read_text()
+    section = readme.split("## docker-compose", 1)[1].split("\n## ", 1)[0]
     table = [line for line in section.splitlines() if line.startswith("| `")]
     listed = {int(p) for line in table for p in re.findall(r"127\.0\.0\.1:(\d+)", line)}
     assert listed == published

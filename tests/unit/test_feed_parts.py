@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.errors import FeedError
+from cryptolab.errors import ConfigError, FeedError
 from cryptolab.feeds.live.backfill import WeightBudget
-from cryptolab.feeds.live.binance import FeedState, stream_url
+from cryptolab.feeds.live.binance import BinanceFeed, FeedState, stream_url
 from cryptolab.feeds.live.config import FeedConfig
 from cryptolab.feeds.live.connection import AttemptLimiter, Backoff
 from cryptolab.frames import (
@@ -19,6 +19,7 @@ from cryptolab.frames import (
     trade_key,
 )
 from cryptolab.model import parse_frame
+from cryptolab.settings import load_settings
 
 
 class Clock:
@@ -82,6 +83,16 @@ def test_stream_url_is_lowercase_and_capped() -> None:
         stream_url("ws://x", [f"S{i}" for i in range(1025)])
 
 
+def test_microseconds_are_asked_for_like_binance_documents_it() -> None:
+    url = stream_url("wss://stream.binance.com:9443", ["BTCUSDT"], "MICROSECOND")
+    assert url == "wss://stream.binance.com:9443/stream?streams=btcusdt@trade&timeUnit=MICROSECOND"
+    settings = load_settings(binance_time_unit="microsecond")
+    feed = BinanceFeed.from_settings(settings, persist=False)
+    assert feed.config.time_unit == "MICROSECOND"
+    with pytest.raises(ConfigError, match="BINANCE_TIME_UNIT"):
+        load_settings(binance_time_unit="NANOSECOND")
+
+
 def test_server_shutdown_is_recognised_in_every_shape() -> None:
     assert is_server_shutdown('{"e":"serverShutdown","E":1}')
     assert is_server_shutdown('{"stream":"x","data":{"e":"serverShutdown","E":1}}')
@@ -106,8 +117,8 @@ def test_a_rest_trade_becomes_a_tagged_frame_the_parser_accepts() -> None:
     assert (trade.price, trade.qty, trade.trade_time, trade.event_time) == (
         "4.00000100",
         "12.00000000",
-        1499865549590,
-        1499865549590,
+        1499865549590_000,  # µs: REST gave milliseconds
+        1499865549590_000,
     )
     assert trade.is_buyer_maker and trade_key(frame) == ("BNBBTC", 28457)
     assert is_backfilled(frame) and is_backfilled(frame.encode())

@@ -34,8 +34,37 @@ def framed(stream: str, **changes: object) -> str:
 def test_parses_a_combined_stream_frame_exactly() -> None:
     trade = parse_frame(frame(), ingest_time=7)
     assert trade == Trade(
-        "BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120, 1732867200123, True, 7
-    )
+        "BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120_000, 1732867200123_000,
+        True, 7,
+    )  # fmt: skip
+
+
+def test_microsecond_frames_keep_their_microseconds() -> None:
+    """Binance's timeUnit=MICROSECOND: E and T in µs; both parsers keep every digit."""
+    micro = frame(T=1735689600000123, E=1735689600000999)
+    for trade in (parse_frame(micro, ingest_time=7), parse_frames([micro] * 20, 7)[0]):
+        assert isinstance(trade, Trade)
+        assert (trade.trade_time, trade.event_time) == (1735689600000123, 1735689600000999)
+
+
+def test_the_unit_is_told_by_size_at_the_boundary() -> None:
+    assert parse_frame(frame(T=10**14 - 1, E=0)).trade_time == (10**14 - 1) * 1000  # ms
+    assert parse_frame(frame(T=10**14, E=0)).trade_time == 10**14  # µs
+    assert parse_frame(frame(T=0, E=0)).trade_time == 0
+
+
+def test_the_kafka_value_says_its_unit_and_old_values_read_as_milliseconds() -> None:
+    trade = parse_frame(frame(), ingest_time=1732867200125311)
+    value = orjson.loads(trade.to_json())
+    assert value["time_unit"] == "us" and value["trade_time"] == 1732867200120_000
+    old = {k: v for k, v in value.items() if k != "time_unit"}  # an earlier release's value
+    old.update(trade_time=1732867200120, event_time=1732867200123, ingest_time=1732867200125)
+    assert Trade.from_json(orjson.dumps(old)) == Trade(
+        "BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120_000, 1732867200123_000,
+        True, 1732867200125_000,
+    )  # fmt: skip
+    with pytest.raises(FrameError, match="unknown time_unit 'ns'"):
+        Trade.from_json(orjson.dumps({**value, "time_unit": "ns"}))
 
 
 def test_parses_a_raw_stream_frame() -> None:

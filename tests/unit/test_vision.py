@@ -24,7 +24,7 @@ ROWS_2025 = (
 )
 
 
-def test_csv_and_zip_become_frames_with_millisecond_times(tmp_path: Path) -> None:
+def test_csv_and_zip_become_frames_with_the_files_own_times(tmp_path: Path) -> None:
     csv_path = tmp_path / "BTCUSDT-trades-2025-01-01.csv"
     csv_path.write_text(ROWS_2024 + ROWS_2025)
     zip_path = tmp_path / "BTCUSDT-trades-2025-01-01.zip"
@@ -33,11 +33,11 @@ def test_csv_and_zip_become_frames_with_millisecond_times(tmp_path: Path) -> Non
     for path in (csv_path, zip_path):
         trades = [parse_frame(f, ingest_time=0) for f in vision_frames(path, "btcusdt")]
         assert [t.trade_id for t in trades] == [3327890000, 3327890001, 3327890002, 3327890003]
-        assert [t.trade_time for t in trades] == [
-            1735689599996,
-            1735689599999,
-            1735689600000,
-            1735689600001,
+        assert [t.trade_time for t in trades] == [  # µs: the 2025 rows keep theirs exactly
+            1735689599996_000,
+            1735689599999_000,
+            1735689600000_123,
+            1735689600001_999,
         ]
         assert [t.is_buyer_maker for t in trades] == [True, False, False, True]
         assert trades[1].price == "93430.00000000" and trades[1].qty == "0.01234000"

@@ -30,6 +30,8 @@ HISTORICAL_TRADES = "/api/v3/historicalTrades"
 HISTORICAL_TRADES_WEIGHT = 25
 PAGE = 1000
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+TIME_UNIT_HEADER = "X-MBX-TIME-UNIT"
+"""``MICROSECOND`` asks REST for µs ``time`` values (Binance's opt-in; milliseconds by default)."""
 
 
 @dataclass
@@ -82,10 +84,12 @@ class RestClient:
         base_url: str,
         counters: FeedCounters,
         budget: WeightBudget,
+        time_unit: str = "MILLISECOND",
         attempts: int = 5,
         timeout: float = 10.0,
     ) -> None:
         self.session = session
+        self.headers = {TIME_UNIT_HEADER: time_unit} if time_unit != "MILLISECOND" else {}
         self.url = base_url.rstrip("/") + HISTORICAL_TRADES
         self.counters = counters
         self.budget = budget
@@ -116,7 +120,9 @@ class RestClient:
     async def _get(self, params: dict[str, str]) -> list[Any] | str | None:
         """The trades, a description of a retryable failure, or None when throttled."""
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with self.session.get(self.url, params=params, timeout=timeout) as response:
+        async with self.session.get(
+            self.url, params=params, timeout=timeout, headers=self.headers
+        ) as response:
             used = response.headers.get(USED_WEIGHT_HEADER, "")
             if used.isdigit():
                 self.budget.observe_used(int(used), HISTORICAL_TRADES_WEIGHT)

@@ -140,6 +140,7 @@ class BinanceFeed:
             rotate_after=settings.feed_rotate_seconds,
             silence_timeout=settings.feed_silence_seconds,
             max_gap=settings.backfill_max_trades,
+            time_unit=settings.binance_time_unit,
         )
         state = (settings.data_dir / STATE_FILE).resolve() if persist else None
         follow = None
@@ -201,7 +202,7 @@ class BinanceFeed:
         loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
             budget = WeightBudget(config.rest_weight_limit, share=config.rest_weight_share)
-            rest = RestClient(session, self.rest_url, counters, budget)
+            rest = RestClient(session, self.rest_url, counters, budget, config.time_unit)
             jobs: asyncio.Queue[BackfillJob] = asyncio.Queue()
             self._saved = self.state.load()
             initial = {s: i for s, i in self._saved.items() if s in self.symbols}

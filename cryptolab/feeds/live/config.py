@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 MAX_STREAMS_PER_CONNECTION = 1024
 """Binance: at most 1024 streams on one connection."""
+TIME_UNITS = ("MILLISECOND", "MICROSECOND")
+"""Binance's ``timeUnit`` values (stream URL parameter, REST header ``X-MBX-TIME-UNIT``)."""
 
 
 @dataclass(frozen=True)
 class FeedConfig:
     # connections
     max_streams: int = MAX_STREAMS_PER_CONNECTION  # more symbols are sharded over connections
+    time_unit: str = "MILLISECOND"  # or MICROSECOND: Binance's timeUnit opt-in (stream and REST)
     connect_timeout: float = 10.0  # one attempt: TCP, TLS and the WebSocket handshake
     rotate_after: float = 23.5 * 3600  # planned switch-over, before Binance's 24 h cut
     silence_timeout: float = 60.0  # watchdog: no frame and no ping for this long = dead socket
@@ -37,6 +40,8 @@ class FeedConfig:
     tick: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.time_unit not in TIME_UNITS:
+            raise ValueError(f"time_unit must be one of {', '.join(TIME_UNITS)}")
         if not 1 <= self.max_streams <= MAX_STREAMS_PER_CONNECTION:
             raise ValueError(f"max_streams must be 1..{MAX_STREAMS_PER_CONNECTION}")
         if self.min_overlap > self.max_overlap:

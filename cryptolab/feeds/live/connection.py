@@ -46,24 +46,30 @@ def stream_name(symbol: str) -> str:
     return f"{symbol.lower()}@trade"
 
 
-def stream_url(base_url: str, symbols: Sequence[str]) -> str:
-    """Combined-stream URL for the ``@trade`` streams of ``symbols`` (lowercased)."""
+def stream_url(base_url: str, symbols: Sequence[str], time_unit: str = "MILLISECOND") -> str:
+    """Combined-stream URL for the ``@trade`` streams of ``symbols`` (lowercased); with
+    ``time_unit="MICROSECOND"`` Binance's opt-in ``timeUnit=MICROSECOND`` (``E`` and ``T`` in
+    µs; milliseconds, the default, add nothing)."""
     if not symbols:
         raise ValueError("at least one symbol is required")
     if len(symbols) > MAX_STREAMS_PER_CONNECTION:
         raise ValueError(f"at most {MAX_STREAMS_PER_CONNECTION} streams per connection")
     streams = "/".join(stream_name(s) for s in symbols)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+    unit = "" if time_unit == "MILLISECOND" else f"&timeUnit={time_unit}"
+    return f"{base_url.rstrip('/')}/stream?streams={streams}{unit}"
 
 
 def opening_url(
-    base_url: str, symbols: Sequence[str], max_chars: int = MAX_URL_CHARS
+    base_url: str,
+    symbols: Sequence[str],
+    time_unit: str = "MILLISECOND",
+    max_chars: int = MAX_URL_CHARS,
 ) -> tuple[str, tuple[str, ...]]:
     """The URL to open a connection with: the first of ``symbols`` whose streams fit in
     ``max_chars`` (at least one), and those symbols; the rest are subscribed afterwards."""
     if not symbols:
         raise ValueError("at least one symbol is required")
-    length = len(stream_url(base_url, symbols[:1]))
+    length = len(stream_url(base_url, symbols[:1], time_unit))
     count = 1
     for symbol in symbols[1:MAX_STREAMS_PER_CONNECTION]:
         length += len(stream_name(symbol)) + 1
@@ -71,7 +77,7 @@ def opening_url(
             break
         count += 1
     chosen = tuple(symbols[:count])
-    return stream_url(base_url, chosen), chosen
+    return stream_url(base_url, chosen, time_unit), chosen
 
 
 @dataclass

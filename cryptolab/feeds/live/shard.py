@@ -99,7 +99,7 @@ class Shard:
                 return None
         self.attempts.record()
         self.counters.connect_attempts += 1
-        url, initial = opening_url(self.ws_url, sorted(self.symbols))
+        url, initial = opening_url(self.ws_url, sorted(self.symbols), self.config.time_unit)
         try:
             async with asyncio.timeout(self.config.connect_timeout):  # TCP + TLS + handshake
                 ws = await self.session.ws_connect(

@@ -15,6 +15,9 @@
   limit, answered with ``429`` and ``Retry-After`` beyond it.
 - ``GET /api/v3/exchangeInfo``: the symbols of a :class:`Market` (by default the tape's, all
   ``TRADING``), with the status they have at the point the replay has reached; weight 20.
+- Times in milliseconds, or microseconds for a client that asks like Binance's opt-in
+  (``&timeUnit=MICROSECOND`` on the stream, ``X-MBX-TIME-UNIT: MICROSECOND`` on REST), whatever
+  unit the tape holds (:mod:`cryptolab.feeds.server.tapes`).
 
 Playback starts once a client has stayed connected for ``start_hold`` seconds (so a quick
 connectivity probe does not start it), or at once with ``start_now``. After the tape ends,
@@ -47,8 +50,8 @@ from cryptolab.feeds.server.market import (
     StatusChange,
     control_request,
 )
-from cryptolab.feeds.server.rest import RestApi, json_response
-from cryptolab.feeds.server.tapes import ServerTape
+from cryptolab.feeds.server.rest import RestApi, json_response, time_unit
+from cryptolab.feeds.server.tapes import MILLISECOND, ServerTape
 from cryptolab.feeds.tapes.tape import read_frames
 from cryptolab.frames import server_shutdown_frame
 
@@ -65,6 +68,7 @@ class _Client:
     request: web.Request
     streams: set[str]
     opened: float
+    time_unit: str = MILLISECOND
     stalled: bool = False
     awaiting: dict[bytes, float] = field(default_factory=dict)
     incoming: deque[float] = field(default_factory=deque)
@@ -184,34 +188,36 @@ class ReplayServer:
         await self._wait_started()
         loop = asyncio.get_running_loop()
         origin: tuple[float, int] | None = None
-        for n, (event_time, text, stream, key) in enumerate(self.tape.frames):
+        for n, (event_time, _text, stream, key) in enumerate(self.tape.frames):
             if self.speed is not None and event_time is not None:
                 if origin is None:
                     origin = (loop.time(), event_time)
-                due = origin[0] + (event_time - origin[1]) / 1000.0 / self.speed
+                due = origin[0] + (event_time - origin[1]) / 1e6 / self.speed
                 if (delay := due - loop.time()) > 0:
                     await asyncio.sleep(delay)
             elif n % 200 == 0:
                 await asyncio.sleep(0)
             if event_time is not None:
-                self.reached_ms = max(self.reached_ms or event_time, event_time)
+                reached = event_time // 1000  # the tape's times are held in µs
+                self.reached_ms = max(self.reached_ms or reached, reached)
             if key is not None:
                 self.tape.reach(*key)
                 if self._is_withheld(*key):
                     self.stats.withheld += 1
                     continue
-            await self._broadcast(text, stream)
+            await self._broadcast(n, stream)
         self.finished.set()
         log.info("replay finished frames=%d", len(self.tape.frames))
 
     def _is_withheld(self, symbol: str, trade_id: int) -> bool:
         return any(s == symbol and a <= trade_id <= b for s, a, b in self._withheld)
 
-    async def _broadcast(self, text: str | bytes, stream: str | None) -> None:
+    async def _broadcast(self, number: int, stream: str | None) -> None:
         for client in list(self._clients):
             if client.stalled or client.ws.closed:
                 continue
             if stream is None or stream in client.streams:
+                text = self.tape.text_in(number, client.time_unit)
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     if isinstance(text, bytes):  # a binary message (a fault to inject)
                         await client.ws.send_bytes(text)
@@ -290,9 +296,14 @@ class ReplayServer:
             return json_response(
                 {"code": -1, "msg": f"at most {MAX_STREAMS_PER_CONNECTION} streams"}, 400
             )
+        unit = time_unit(request.query.get("timeUnit"))
+        if unit is None:
+            return json_response(
+                {"code": -1, "msg": "timeUnit must be MILLISECOND or MICROSECOND"}, 400
+            )
         ws = web.WebSocketResponse(autoping=False, heartbeat=None, max_msg_size=1 << 16)
         await ws.prepare(request)
-        client = _Client(ws, request, set(streams), loop.time())
+        client = _Client(ws, request, set(streams), loop.time(), unit)
         self._clients.add(client)
         self.stats.connections += 1
         self.stats.open += 1

@@ -1,5 +1,6 @@
 """The REST side of the local server: ``historicalTrades``, ``exchangeInfo`` and ``ping``,
-each weighed against Binance's per-minute request weight (``429`` + ``Retry-After`` past it)."""
+each weighed against Binance's per-minute request weight (``429`` + ``Retry-After`` past it).
+Times in milliseconds, or microseconds with the header ``X-MBX-TIME-UNIT: MICROSECOND``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from cryptolab.feeds.server.faults import Faults, ServerStats
 from cryptolab.feeds.server.market import Market
-from cryptolab.feeds.server.tapes import ServerTape
+from cryptolab.feeds.server.tapes import MICROSECOND, MILLISECOND, ServerTape
 
 
 class Served(Protocol):
@@ -92,7 +93,20 @@ class RestApi:
             return json_response({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
         if not 1 <= limit <= 1000:
             return json_response({"code": -1100, "msg": "limit must be 1..1000"}, 400, headers)
-        return json_response(self.server.tape.history(symbol, start, limit), headers=headers)
+        unit = time_unit(request.headers.get("X-MBX-TIME-UNIT"))
+        if unit is None:
+            return json_response({"code": -1100, "msg": "Invalid time unit."}, 400, headers)
+        return json_response(
+            self.server.tape.history(symbol, start, limit, unit), headers=headers
+        )
+
+
+def time_unit(value: str | None) -> str | None:
+    """Binance's ``timeUnit``: absent = milliseconds; MILLISECOND or MICROSECOND in any case."""
+    if value is None:
+        return MILLISECOND
+    unit = value.strip().upper()
+    return unit if unit in (MILLISECOND, MICROSECOND) else None
 
 
 def json_response(

@@ -1,5 +1,11 @@
 """A tape as the replay server needs it: frames in order, and each symbol's trades indexed by id
-for ``historicalTrades``, limited to what the replay has reached."""
+for ``historicalTrades``, limited to what the replay has reached.
+
+Like Binance, the server speaks milliseconds unless a client opts in to microseconds
+(``timeUnit=MICROSECOND`` on the stream URL, header ``X-MBX-TIME-UNIT: MICROSECOND`` on REST).
+A tape may hold either unit (:func:`cryptolab.model.to_micros` tells them apart): a frame goes
+out exactly as taped when the units agree, else with ``E`` and ``T`` converted (µs -> ms
+truncates, as Binance's own millisecond times do)."""
 
 from __future__ import annotations
 
@@ -10,23 +16,36 @@ from typing import Any
 
 import orjson
 
+from cryptolab.model import MICROS_FROM, to_micros
+
 Frame = tuple[int | None, str | bytes, str | None, tuple[str, int] | None]
-"""(event time, raw frame, stream, (symbol, trade id) if a trade); bytes go out as binary
+"""(event time in µs, raw frame, stream, (symbol, trade id) if a trade); bytes go out as binary
 WebSocket messages."""
+MILLISECOND, MICROSECOND = "MILLISECOND", "MICROSECOND"
+
+
+def in_unit(value: int, unit: str) -> int:
+    """A raw Binance time (ms or µs) in ``unit``."""
+    micros = to_micros(value)
+    return micros if unit == MICROSECOND else micros // 1000
 
 
 class ServerTape:
     def __init__(self, frames: Sequence[str | bytes]) -> None:
         self.frames: list[Frame] = []
+        self._units: dict[int, str] = {}  # frame number -> unit of a trade frame's times
+        self._converted: dict[tuple[int, str], str] = {}
         by_symbol: dict[str, dict[int, dict[str, Any]]] = {}
-        for text in frames:
+        for n, text in enumerate(frames):
             event_time, stream, item = _parse(text)
             key = None
             if item is not None:
                 symbol = item.pop("symbol")
                 key = (symbol, item["id"])
                 by_symbol.setdefault(symbol, {}).setdefault(item["id"], item)
-            self.frames.append((event_time, text, stream, key))
+                self._units[n] = MICROSECOND if item["time"] >= MICROS_FROM else MILLISECOND
+            micros = None if event_time is None else to_micros(event_time)
+            self.frames.append((micros, text, stream, key))
         self._ids = {s: sorted(trades) for s, trades in by_symbol.items()}
         self._items = {s: [by_symbol[s][i] for i in ids] for s, ids in self._ids.items()}
         self._reached: dict[str, int] = {}
@@ -39,22 +58,40 @@ class ServerTape:
     def trade_count(self) -> int:
         return sum(len(ids) for ids in self._ids.values())
 
+    def text_in(self, number: int, unit: str) -> str | bytes:
+        """Frame ``number`` for a client that wants ``unit``: as taped, or converted."""
+        text = self.frames[number][1]
+        if self._units.get(number, unit) == unit:
+            return text
+        converted = self._converted.get((number, unit))
+        if converted is None:
+            message = orjson.loads(text)
+            data = message.get("data", message)
+            data["E"], data["T"] = in_unit(data["E"], unit), in_unit(data["T"], unit)
+            converted = self._converted[(number, unit)] = orjson.dumps(message).decode()
+        return converted
+
     def reach(self, symbol: str, trade_id: int) -> None:
         """The replay has reached this trade: from now on REST returns it."""
         if trade_id > self._reached.get(symbol, -1):
             self._reached[symbol] = trade_id
 
-    def history(self, symbol: str, from_id: int | None, limit: int) -> list[dict[str, Any]]:
-        """Like Binance: ``limit`` trades from ``from_id`` on, or the newest ``limit`` trades."""
+    def history(
+        self, symbol: str, from_id: int | None, limit: int, unit: str = MILLISECOND
+    ) -> list[dict[str, Any]]:
+        """Like Binance: ``limit`` trades from ``from_id`` on, or the newest ``limit`` trades,
+        with ``time`` in ``unit``."""
         reached = self._reached.get(symbol)
         if reached is None:
             return []
         ids, items = self._ids[symbol], self._items[symbol]
         end = bisect.bisect_right(ids, reached)
         if from_id is None:
-            return items[max(0, end - limit) : end]
-        start = bisect.bisect_left(ids, from_id)
-        return items[start : min(end, start + limit)]
+            page = items[max(0, end - limit) : end]
+        else:
+            start = bisect.bisect_left(ids, from_id)
+            page = items[start : min(end, start + limit)]
+        return [{**item, "time": in_unit(item["time"], unit)} for item in page]
 
 
 def _parse(text: str | bytes) -> tuple[int | None, str | None, dict[str, Any] | None]:

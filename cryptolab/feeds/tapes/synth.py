@@ -58,9 +58,11 @@ def _symbol_trades(
     rate: float,
     start_ms: int,
     rng: np.random.Generator,
+    unit: int = 1,
     first_id: int | None = None,
 ) -> Iterator[tuple[int, int, str, str, bool]]:
-    """Yield (trade_time, trade_id, price, qty, is_buyer_maker) for one symbol in time order."""
+    """Yield (trade_time, trade_id, price, qty, is_buyer_maker) for one symbol in time order;
+    ``unit`` 1 = times in ms, 1000 = in µs."""
     inst = INSTRUMENTS.get(symbol, DEFAULT_INSTRUMENT)
     ticks = int(inst.price / inst.tick)
     trade_id = inst.first_id + int(rng.integers(0, 1_000_000))
@@ -82,7 +84,7 @@ def _symbol_trades(
         qty_steps = max(1, int(rng.lognormal(np.log(inst.typical_qty / float(inst.step)), 1.0)))
         is_buyer_maker = bool(move < 0 or (move == 0 and rng.random() < 0.5))
         yield (
-            start_ms + int(t),
+            start_ms * unit + int(t * unit),
             trade_id,
             _fmt(ticks * inst.tick),
             _fmt(qty_steps * inst.step),
@@ -98,24 +100,28 @@ def synth_frames(
     seed: int,
     start_ms: int = DEFAULT_START_MS,
     jitter_ms: int = 0,
+    micros: bool = False,
 ) -> Iterator[str]:
     """Yield combined-stream frames in arrival (``E``) order.
 
     ``rate`` is the average trades/s per symbol. ``jitter_ms`` > 0 delays each frame's arrival
     by up to that many ms after its trade time, so trades arrive out of trade-time order.
+    ``micros``: times in microseconds, like Binance's ``timeUnit=MICROSECOND`` stream (the same
+    trades, with the sub-millisecond digits a millisecond tape drops).
     """
+    unit = 1000 if micros else 1
     rng = np.random.default_rng(seed)
     streams = []
     for symbol in symbols:
         sym_rng = np.random.default_rng(rng.integers(0, 2**63))
         last_event = 0
         for trade_time, trade_id, price, qty, maker in _symbol_trades(
-            symbol, seconds, rate, start_ms, sym_rng
+            symbol, seconds, rate, start_ms, sym_rng, unit
         ):
             if jitter_ms:  # delivery delays that reorder trades
-                event_time = trade_time + int(rng.integers(0, jitter_ms + 1))
+                event_time = trade_time + int(rng.integers(0, jitter_ms + 1)) * unit
             else:  # like Binance: a symbol's trades arrive in id order, a few ms after matching
-                event_time = max(last_event, trade_time + int(rng.integers(1, 6)))
+                event_time = max(last_event, trade_time + int(rng.integers(1, 6)) * unit)
             last_event = event_time
             streams.append((event_time, symbol, trade_time, trade_id, price, qty, maker))
     heapq.heapify(streams)
@@ -210,7 +216,7 @@ def market_frames(
         begin, end = active.get(symbol, (0.0, seconds))
         trades = _symbol_trades(
             symbol, end - begin, rate, start_ms + int(begin * 1000), sym_rng,
-            first_ids.get(symbol),
+            first_id=first_ids.get(symbol),
         )  # fmt: skip
         streams.append(_arrivals(symbol, trades, sym_rng))
     for arrival in heapq.merge(*streams):

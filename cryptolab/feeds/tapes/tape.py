@@ -24,6 +24,7 @@ import orjson
 
 from cryptolab.errors import TapeError
 from cryptolab.frames import event_time_of, trade_key
+from cryptolab.model import MICROS_FROM, to_micros
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Pacer:
             self._origin = (self.clock(), event_time)
             return
         start_clock, start_event = self._origin
-        due = start_clock + (event_time - start_event) / 1000.0 / self.speed
+        due = start_clock + (to_micros(event_time) - to_micros(start_event)) / 1e6 / self.speed
         delay = due - self.clock()
         if delay > 0:
             self.sleep(delay)
@@ -109,12 +110,14 @@ def replay(frames: Iterable[str], speed: float | None) -> Iterator[str]:
 
 
 def shift_frame(frame: str, time_shift_ms: int, id_shift: int) -> str:
-    """Move a frame in time and trade-id space (used to loop a sample tape as if it were live)."""
+    """Move a frame in time and trade-id space (used to loop a sample tape as if it were live).
+    A frame in microseconds moves by the same time (``time_shift_ms * 1000``)."""
     try:
         message = orjson.loads(frame)
         data = message["data"]
-        data["E"] += time_shift_ms
-        data["T"] += time_shift_ms
+        scale = 1000 if data["T"] >= MICROS_FROM else 1
+        data["E"] += time_shift_ms * scale
+        data["T"] += time_shift_ms * scale
         data["t"] += id_shift
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return frame
@@ -126,7 +129,7 @@ def looped_live(path: Path) -> Iterator[str]:
     the previous one (times and each symbol's trade ids keep increasing). The demo fallback when
     Binance is unreachable."""
     frames = list(read_frames(path))
-    times = [t for t in (event_time_of(f) for f in frames) if t is not None]
+    times = [to_micros(t) // 1000 for t in map(event_time_of, frames) if t is not None]
     if not times:
         raise TapeError(f"tape {path} has no trade frames to loop")
     id_range: dict[str, tuple[int, int]] = {}

@@ -5,10 +5,11 @@ Spot ``trades`` files are CSV, one trade per line, no header, in trade-id order:
     id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch
     5400192939,97000.00000000,0.00065000,63.05000000,1735689600113544,False,True
 
-``time`` is in microseconds for files from 2025-01-01 on and in milliseconds before. The files
-come zipped (``BTCUSDT-trades-2025-01-01.zip``); either the ``.zip`` or the extracted ``.csv``
-can be imported. Each row becomes a combined-stream trade frame with ``E = T`` (the dump has no
-event time).
+``time`` is in microseconds for files from 2025-01-01 on and in milliseconds before; it is kept
+as it is (the parser tells the units apart, :func:`cryptolab.model.to_micros`). The files come
+zipped (``BTCUSDT-trades-2025-01-01.zip``); either the ``.zip`` or the extracted ``.csv`` can be
+imported. Each row becomes a combined-stream trade frame with ``E = T`` (the dump has no event
+time).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from cryptolab.frames import trade_frame
 
 log = logging.getLogger(__name__)
 
-MICROSECONDS_FROM = 10**14
-"""A ``time`` at or above this is in microseconds (ms values stay below it until year 5138)."""
+CSV_COLUMNS = ("id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch")
+"""The columns of a spot trades file, in order (the files have no header row)."""
 BOOLS = {"true": True, "false": False}
 
 
@@ -54,11 +55,6 @@ def _open_csv(path: Path) -> Iterator[IO[str]]:
             yield io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-def _millis(raw: str) -> int:
-    value = int(raw)
-    return value // 1000 if value >= MICROSECONDS_FROM else value
-
-
 def _decimal(raw: str) -> str:
     if not Decimal(raw).is_finite():
         raise ValueError(f"not a finite number: {raw!r}")
@@ -69,7 +65,9 @@ def row_frame(row: list[str], symbol: str) -> str:
     """One CSV row -> frame. Raises ValueError/KeyError/InvalidOperation on a malformed row."""
     if len(row) < 6:
         raise ValueError(f"expected 7 columns, got {len(row)}")
-    trade_time = _millis(row[4])
+    trade_time = int(row[4])
+    if trade_time < 0:
+        raise ValueError(f"negative time {row[4]!r}")
     return trade_frame(
         symbol,
         int(row[0]),
