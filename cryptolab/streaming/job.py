@@ -331,5 +331,18 @@ class StreamingJob:
                 query.stop()
             except Exception as exc:  # stopping must go on (the listener, the caller)
                 log.warning("stopping query %s failed error=%r", name, exc)
+            self._await_metrics(query)
         if self.metrics is not None:
             self.spark.streams.removeListener(self.metrics)
+
+    def _await_metrics(self, query: Any, timeout: float = 5.0) -> None:
+        """Progress events reach the listener asynchronously: give the last one a moment to be
+        recorded, so ``pipeline_metrics`` is complete once the job has stopped."""
+        last = query.lastProgress
+        if self.metrics is None or last is None:
+            return
+        data = json.loads(last.json) if hasattr(last, "json") else last
+        name, batch = data.get("name") or "", int(data.get("batchId", -1))
+        deadline = time.monotonic() + timeout
+        while self.metrics.recorded.get(name, -1) < batch and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -74,6 +74,7 @@ class MetricsRecorder(StreamingQueryListener):
         self.store = store
         self.query_names = query_names
         self.late = late if late is not None else {}  # batch id -> late rows (the sink's)
+        self.recorded: dict[str, int] = {}  # query name -> newest batch id recorded
         self.dropped_late = 0
 
     def onQueryStarted(self, event: Any) -> None:
@@ -84,9 +85,11 @@ class MetricsRecorder(StreamingQueryListener):
             progress = json.loads(event.progress.json)
             if progress.get("name") not in self.query_names:
                 return
-            row = progress_row(progress, self.late.pop(int(progress.get("batchId", -1)), 0))
+            batch = int(progress.get("batchId", -1))
+            row = progress_row(progress, self.late.pop(batch, 0))
             self.dropped_late += row["rows_dropped_by_watermark"]
             self.store.insert_arrow(PIPELINE_METRICS, pa.Table.from_pylist([row], _SCHEMA))
+            self.recorded[row["query"]] = max(self.recorded.get(row["query"], -1), batch)
         except Exception as exc:  # a metrics failure must not stop the pipeline; say so loudly
             log.warning("recording streaming progress failed error=%r", exc)
 

@@ -96,9 +96,7 @@ class RestApi:
         unit = time_unit(request.headers.get("X-MBX-TIME-UNIT"))
         if unit is None:
             return json_response({"code": -1100, "msg": "Invalid time unit."}, 400, headers)
-        return json_response(
-            self.server.tape.history(symbol, start, limit, unit), headers=headers
-        )
+        return json_response(self.server.tape.history(symbol, start, limit, unit), headers=headers)
 
 
 def time_unit(value: str | None) -> str | None:
