@@ -70,8 +70,8 @@ class Sampler:
         for process in self._processes():
             try:
                 times = process.cpu_times()
-                kind = self._seen.get(process.pid, (None, 0.0))[0] or kind_of(process, extra)
-                self._seen[process.pid] = (kind, times.user + times.system)
+                # classified each time: the Spark JVM starts as the spark-submit script
+                self._seen[process.pid] = (kind_of(process, extra), times.user + times.system)
             except psutil.Error:
                 continue
         by_kind: dict[str, float] = defaultdict(float)
@@ -152,11 +152,7 @@ def freshness(tape: Path, observations: Path, t0_ms: int, e0_ms: int) -> dict[st
         virtual_times.append(virtual)
     latency = np.concatenate(latencies) if latencies else np.array([])
     virtual_all = np.concatenate(virtual_times) if virtual_times else np.array([])
-    steady = (
-        latency[virtual_all >= t0_ms + 0.1 * (virtual_all.max() - t0_ms)]
-        if len(latency)
-        else latency
-    )
+    steady = latency[virtual_all >= steady_from(t0_ms, virtual_all)] if len(latency) else latency
     return {
         "trades": len(latency),
         "late": int(np.isinf(latency).sum()),
@@ -168,6 +164,12 @@ def freshness(tape: Path, observations: Path, t0_ms: int, e0_ms: int) -> dict[st
         if np.isfinite(latency).any()
         else None,
     }
+
+
+def steady_from(t0_ms: int, virtual: np.ndarray) -> float:
+    """Where the steady state starts: after the first third of the run, at most 60 s in (the
+    first micro-batches run in a cold JVM)."""
+    return t0_ms + min(60_000.0, (float(virtual.max()) - t0_ms) / 3)
 
 
 def _quantile(values: np.ndarray, q: float) -> float | None:
@@ -215,6 +217,7 @@ def point_row(
     )
     before, after = sampler.cpu_at(t0), sampler.cpu_at(caught_up)
     cpu = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    steady = _steady_cpu(sampler, t0)
     tables = result["tables"]
     rows = sum(t["rows"] for t in tables.values())
     size = sum(t["bytes"] for t in tables.values())
@@ -235,6 +238,7 @@ def point_row(
         "cpu_s_per_1000": round(sum(cpu.values()) * per, 3),
         "cpu_s_per_1000_by_process": {k: round(v * per, 3) for k, v in sorted(cpu.items())},
         "cpu_window_s": round(caught_up - t0, 1),
+        "cpu_s_per_1000_steady": steady,
         "peak_pss_mb": round(max((p for _, p in sampler.pss_mb), default=0.0)),
         "rows_per_trade": round(rows / published, 3) if published else None,
         "bytes_per_trade": round(size / published, 1) if published else None,
@@ -243,6 +247,22 @@ def point_row(
         "stored_equals_published": result["trades_stored_distinct"] == published == fresh["trades"],
     }
     return row
+
+
+def _steady_cpu(sampler: Sampler, t0: float) -> float | None:
+    """CPU seconds per 1,000 trades published after the first third of the run (at most 60 s
+    in) until the last was published: the cost once the JVMs are warm."""
+    if not sampler.lags:
+        return None
+    total = max(published for _, _, published in sampler.lags)
+    stop = next(t for t, _, published in sampler.lags if published == total)
+    start = t0 + min(60.0, (stop - t0) / 3)
+    window = [(t, published) for t, _, published in sampler.lags if start <= t <= stop]
+    if len(window) < 2 or window[-1][1] <= window[0][1]:
+        return None
+    (t1, n1), (t2, n2) = window[0], window[-1]
+    used = sum(sampler.cpu_at(t2).values()) - sum(sampler.cpu_at(t1).values())
+    return round(used * 1000 / (n2 - n1), 3)
 
 
 def target_checks(row: dict[str, Any]) -> dict[str, bool]:
