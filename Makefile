@@ -31,6 +31,8 @@ bench: bootstrap ## run every benchmark into build/results/bench/<run>/, reports
 
 bench-report: ## render reports/benchmarks.{md,json} from the newest complete, clean `make bench` run
 	$(VENV)/python -m benchmarks.run --render $(ARGS)
+scale: bootstrap ## whole-market cost curve (~30 min; ARGS="--points all" for the 5x3 grid) -> build/results/bench, reports/scale.md
+	$(VENV)/python -m benchmarks.bench_scale --render $(ARGS)
 
 lint: bootstrap ## ruff + mypy
 	$(VENV)/ruff check cryptolab tests benchmarks scripts
@@ -62,4 +64,4 @@ kafka-stop: ## stop the local Kafka broker
 clean-data: ## delete ./data (local broker log, ClickHouse data, Spark checkpoints)
 	rm -rf data
 
-.PHONY: help bootstrap lock run test soak reports bench bench-report lint docs secret-scan secret-baseline lab notebooks kafka-start kafka-stop clean-data
+.PHONY: help bootstrap lock run test soak reports bench bench-report scale lint docs secret-scan secret-baseline lab notebooks kafka-start kafka-stop clean-data

@@ -147,9 +147,7 @@ def peak_rss_run(seconds: float) -> dict[str, Any]:
                 peak = max(peak, sum(_rss(p) for p in {p.pid: p for p in procs}.values()))
                 assert stack.job is not None
                 stack.job.raise_if_failed()
-                done = stack.job.processed().get("candles", {})
-                target = end_offsets(stack.status.bootstrap, settings.topic)
-                lags.append(sum(max(0, o - done.get(p, 0)) for p, o in target.items()))
+                lags.append(stack.kafka_lag())
                 time.sleep(1.0)
             finished = stack.status.feed_done
         finally:

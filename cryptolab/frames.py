@@ -94,6 +94,33 @@ def is_server_shutdown(frame: str) -> bool:
     return False
 
 
+def control_reply(frame: str) -> tuple[int, str | None] | None:
+    """``(id, None)`` for the answer to a SUBSCRIBE/UNSUBSCRIBE request, ``(id, error)`` for a
+    refusal, None for anything else (trades start with ``{"stream"``: not even parsed)::
+
+        {"result":null,"id":7}
+        {"error":{"code":2,"msg":"Invalid request: too many streams"},"id":7}
+        {"code":2,"msg":"Invalid request","id":7}
+    """
+    if frame.startswith('{"stream"') or '"id"' not in frame:
+        return None
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or "stream" in message or "data" in message:
+        return None
+    request_id = _int(message.get("id"))
+    if request_id is None:
+        return None
+    if "result" in message and "error" not in message:
+        return request_id, None
+    error = message.get("error", message)
+    if isinstance(error, dict) and ("msg" in error or "code" in error):
+        return request_id, f"code={error.get('code')} {error.get('msg', '')}".strip()
+    return None
+
+
 def server_shutdown_frame(event_time: int) -> str:
     return orjson.dumps({"e": SERVER_SHUTDOWN, "E": event_time}).decode()
 

@@ -27,6 +27,8 @@ from cryptolab.redact import mask_url
 
 ENV_PREFIX = "CRYPTOLAB_"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+ALL_SYMBOLS = "ALL"
+"""``symbols=all``: every symbol trading on Binance spot, followed as listings change."""
 SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 
@@ -82,7 +84,21 @@ class Settings(BaseSettings):
         description="downloaded JVM jars (Ivy cache) and other downloads",
     )
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
-        DEFAULT_SYMBOLS, description="symbols of the live feed, comma-separated (BTCUSDT,ETHUSDT)"
+        DEFAULT_SYMBOLS,
+        description="symbols of the live feed, comma-separated (BTCUSDT,ETHUSDT); or `all`: every "
+        "symbol trading on Binance spot (read from exchangeInfo, followed as symbols are listed "
+        "and delisted)",
+    )
+    quote_asset: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]{2,12}$",
+        description="with symbols=all: only the symbols quoted in this asset, e.g. USDT",
+    )
+    symbols_refresh_seconds: float = Field(
+        300.0,
+        ge=1,
+        description="with symbols=all: re-read exchangeInfo this often, to subscribe new "
+        "listings and drop delisted symbols from the feed (their data stays)",
     )
 
     # Kafka
@@ -241,10 +257,31 @@ class Settings(BaseSettings):
         symbols = tuple(str(s).strip().upper() for s in items if str(s).strip())
         if not symbols:
             raise ValueError("at least one symbol is required")
+        if ALL_SYMBOLS in symbols and len(symbols) > 1:
+            raise ValueError("'all' stands alone: use either all or a list of symbols")
         for symbol in symbols:
             if not symbol.isalnum():
                 raise ValueError(f"symbol {symbol!r} must be letters and digits, like BTCUSDT")
         return symbols
+
+    @field_validator("quote_asset", mode="after")
+    @classmethod
+    def _upper_quote(cls, value: str | None) -> str | None:
+        return value.upper() if value else None
+
+    @model_validator(mode="after")
+    def _check_quote(self) -> Settings:
+        if self.quote_asset and not self.all_symbols:
+            raise ConfigError(
+                f"CRYPTOLAB_QUOTE_ASSET={self.quote_asset} (--quote) picks from every symbol: "
+                "it goes with CRYPTOLAB_SYMBOLS=all (--symbols all)"
+            )
+        return self
+
+    @property
+    def all_symbols(self) -> bool:
+        """True for ``symbols=all``: the symbol list comes from exchangeInfo."""
+        return self.symbols == (ALL_SYMBOLS,)
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

@@ -1,4 +1,5 @@
-"""A real Spark standalone cluster (one master, one worker) from the installed pyspark.
+"""A real Spark standalone cluster (one master, ``workers`` workers of one core each) from the
+installed pyspark.
 
 The same classes docker-compose's spark-master and spark-worker services run, on 127.0.0.1:
 ``spark-class org.apache.spark.deploy.master.Master`` and ``...deploy.worker.Worker``.
@@ -32,6 +33,7 @@ class StandaloneCluster:
     master_port: int = field(default_factory=free_port)
     master_ui_port: int = field(default_factory=free_port)
     worker_ui_port: int = field(default_factory=free_port)
+    workers: int = 1
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -70,25 +72,30 @@ class StandaloneCluster:
                 str(self.master_ui_port),
             ],
         )
-        self._spawn(
-            "worker",
-            [
-                "org.apache.spark.deploy.worker.Worker",
-                self.url,
-                "--host",
-                "127.0.0.1",
-                "--cores",
-                "1",
-                "--memory",
-                "1g",
-                "--webui-port",
-                str(self.worker_ui_port),
-                "--work-dir",
-                str(self.work_dir),
-            ],
-        )
+        for number in range(self.workers):
+            self._spawn(
+                "worker" if number == 0 else f"worker{number + 1}",
+                [
+                    "org.apache.spark.deploy.worker.Worker",
+                    self.url,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    "1",
+                    "--memory",
+                    "1g",
+                    "--webui-port",
+                    str(self.worker_ui_port if number == 0 else free_port()),
+                    "--work-dir",
+                    str(self.work_dir),
+                ],
+            )
         self._wait_for_worker()
         return self
+
+    def pids(self) -> list[int]:
+        """The master's and workers' processes (executors run as their children)."""
+        return [proc.pid for proc in self.procs if proc.poll() is None]
 
     def state(self) -> dict[str, Any]:
         """The master's own JSON status page (workers, running and completed applications)."""
@@ -102,7 +109,7 @@ class StandaloneCluster:
             for proc in self.procs:
                 assert proc.poll() is None, f"spark daemon exited:\n{self.logs()}"
             try:
-                if self.state().get("aliveworkers", 0) >= 1:
+                if self.state().get("aliveworkers", 0) >= self.workers:
                     return
             except OSError:
                 pass

@@ -47,10 +47,11 @@ def _until_interrupted() -> None:
 
 
 def _source(args: argparse.Namespace, settings: Settings) -> Any:
-    from cryptolab.feeds.source import demo_tape, live_source, replay_source
+    from cryptolab.feeds.source import demo_tape, live_source, only_symbols, replay_source
 
     if args.source == "replay":
-        return replay_source(args.tape or demo_tape(), args.speed)
+        source = replay_source(args.tape or demo_tape(), args.speed)
+        return only_symbols(source, settings) if args.symbols else source
     if args.tape:
         raise CryptolabError("--tape goes with --source replay")
     return live_source(settings)
@@ -72,7 +73,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from cryptolab.cli.terminal import StopSignals, summary
     from cryptolab.stack import Stack
 
-    settings = _settings(args, symbols=args.symbols, dash_host=args.host, dash_port=args.port)
+    settings = _settings(
+        args,
+        symbols=args.symbols,
+        quote_asset=args.quote,
+        dash_host=args.host,
+        dash_port=args.port,
+    )
     if args.until_drained and args.source != "replay":
         raise CryptolabError("--until-drained needs --source replay (a live feed never ends)")
     source = _source(args, settings)
@@ -129,7 +136,7 @@ def _stop_on_signals(stop: threading.Event, abortable: bool = True) -> Any:
 def cmd_produce(args: argparse.Namespace) -> int:
     from cryptolab.stages import run_producer
 
-    settings = _settings(args, symbols=args.symbols)
+    settings = _settings(args, symbols=args.symbols, quote_asset=args.quote)
     stop = threading.Event()
     started = time.monotonic()
     with _stop_on_signals(stop):
@@ -281,7 +288,7 @@ def cmd_tape_import(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     from cryptolab.feeds.tapes.record import record
 
-    settings = _settings(args, symbols=args.symbols)
+    settings = _settings(args, symbols=args.symbols, quote_asset=args.quote)
     stop = threading.Event()
     print(f"recording {','.join(settings.symbols)} to {args.out} (Ctrl-C stops)", flush=True)
     with _stop_on_signals(stop, abortable=False):

@@ -63,8 +63,19 @@ def _feed_options() -> argparse.ArgumentParser:
     options.add_argument("--source", choices=("binance", "replay"), default="binance")
     options.add_argument("--tape", type=Path, help="tape to replay (default: the bundled sample)")
     options.add_argument("--speed", type=_speed, default=1.0, help="replay speed factor or 'max'")
-    options.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    _symbol_options(options)
     return options
+
+
+def _symbol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--symbols",
+        help="comma-separated, e.g. BTCUSDT,ETHUSDT; or 'all': every symbol trading on Binance "
+        "spot, followed as symbols are listed and delisted",
+    )
+    parser.add_argument(
+        "--quote", help="with --symbols all: only symbols quoted in this asset, e.g. USDT"
+    )
 
 
 def _dash_options() -> argparse.ArgumentParser:
@@ -197,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd.cmd_tape_import)
 
     rec = sub.add_parser("record", help="record the live feed to a tape")
-    rec.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    _symbol_options(rec)
     rec.add_argument("--out", type=Path, required=True, help="tape file (.jsonl or .jsonl.gz)")
     rec.add_argument(
         "--seconds", type=_positive_float, help="stop after this long (default: Ctrl-C)"

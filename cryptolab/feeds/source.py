@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from cryptolab.feeds.live import binance
+from cryptolab.feeds.live import binance, universe
 from cryptolab.feeds.tapes import tape
+from cryptolab.frames import symbol_of
 from cryptolab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,25 @@ def replay_source(path: Path, speed: float | None) -> Source:
     )
 
 
+def only_symbols(source: Source, settings: Settings) -> Source:
+    """A replay restricted to ``settings.symbols`` (``all``: every symbol of the tape; with a
+    quote asset, those whose name ends with it, e.g. ``USDT``). Frames without a readable symbol
+    still pass, so bad frames still reach the dead-letter topic."""
+    wanted, quote = set(settings.symbols), settings.quote_asset or ""
+    every = settings.all_symbols
+
+    def keep(symbol: str | None) -> bool:
+        if symbol is None:
+            return True
+        return symbol.endswith(quote) if every else symbol in wanted
+
+    def frames(stop: threading.Event) -> Iterator[str | bytes]:
+        return (frame for frame in source.frames(stop) if keep(symbol_of(frame)))
+
+    label = f"all{' ' + quote if quote else ''}" if every else ",".join(settings.symbols[:8])
+    return dataclasses.replace(source, description=f"{source.description} ({label})", frames=frames)
+
+
 def demo_source(reason: str) -> Source:
     return Source(
         kind="demo",
@@ -64,27 +85,35 @@ def demo_source(reason: str) -> Source:
 
 
 def live_source(settings: Settings) -> Source:
-    """Live Binance if it answers within the connect timeout, else the looping sample tape."""
-    reason = binance.probe(
-        settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds
-    )
+    """Live Binance if it answers within the connect timeout, else the looping sample tape.
+    ``symbols=all``: the trading symbols from exchangeInfo, followed as they change; an explicit
+    list naming a symbol Binance does not list fails here (ConfigError, with close matches)."""
+    try:
+        symbols = universe.resolve_symbols(settings)
+    except universe.ExchangeUnreachable as exc:
+        return _unreachable(str(exc))
+    reason = binance.probe(settings.binance_ws_url, symbols, settings.connect_timeout_seconds)
     if reason is not None:
-        banner = "=" * 78
-        log.warning(
-            "\n%s\n  BINANCE UNREACHABLE (%s)\n  Replaying the bundled sample tape in real time "
-            "instead. THIS IS NOT LIVE DATA.\n%s",
-            banner,
-            reason,
-            banner,
-        )
-        return demo_source(reason)
-    feed = binance.BinanceFeed.from_settings(settings)
+        return _unreachable(reason)
+    feed = binance.BinanceFeed.from_settings(settings, symbols=symbols)
     return Source(
         kind="live",
-        description=f"LIVE Binance {','.join(settings.symbols)}",
+        description=f"LIVE Binance {universe.describe(settings, symbols)}",
         frames=feed.frames,
         finite=False,
         stops_itself=True,
         counters=feed.counters.as_dict,
         resume=feed.resume_from,
     )
+
+
+def _unreachable(reason: str) -> Source:
+    banner = "=" * 78
+    log.warning(
+        "\n%s\n  BINANCE UNREACHABLE (%s)\n  Replaying the bundled sample tape in real time "
+        "instead. THIS IS NOT LIVE DATA.\n%s",
+        banner,
+        reason,
+        banner,
+    )
+    return demo_source(reason)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import functools
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,13 +24,11 @@ import pandas as pd
 from cryptolab.closing import stop_all
 from cryptolab.errors import ConfigError
 from cryptolab.feeds.tapes.tape import parse_speed
-from cryptolab.frames import symbol_of
 from cryptolab.lab.data import SAMPLE, resolve_tape
 from cryptolab.settings import load_settings
 
 if TYPE_CHECKING:
     from cryptolab.dashboard.server import DashServer
-    from cryptolab.feeds.source import Source
     from cryptolab.stack import Stack
 
 log = logging.getLogger(__name__)
@@ -56,21 +52,6 @@ def _speed(speed: float | str | None) -> float | None:
         raise ConfigError(str(exc)) from None
 
 
-def _only(source: Source, symbols: tuple[str, ...]) -> Source:
-    """The replay restricted to ``symbols``; frames without a readable symbol still pass (so
-    bad frames still reach the dead-letter topic)."""
-    wanted = set(symbols)
-
-    def frames(stop: Any) -> Iterator[str | bytes]:
-        for frame in source.frames(stop):
-            symbol = symbol_of(frame)
-            if symbol is None or symbol in wanted:
-                yield frame
-
-    description = f"{source.description} ({','.join(symbols)})"
-    return dataclasses.replace(source, description=description, frames=frames)
-
-
 def start_pipeline(
     source: str = "replay",
     tape: str | Path | None = SAMPLE,
@@ -84,11 +65,13 @@ def start_pipeline(
 
     ``source``: ``"replay"`` (``tape``: ``"sample"`` or a tape file, paced by ``speed``, a
     factor or ``"max"``) or ``"live"`` (Binance; if unreachable, the looping sample tape, said
-    loudly). ``symbols``: the live feed's symbols; for a replay, the symbols kept from the tape
-    (None = all). ``data_dir``: where the broker log, store and checkpoints live; None = a fresh
-    scratch directory (removed when the pipeline stops), so every run starts empty.
+    loudly). ``symbols``: the live feed's symbols, or ``"all"``: every symbol trading on Binance
+    spot, followed as listings change (``quote_asset="USDT"`` narrows it); for a replay, the
+    symbols kept from the tape (None or ``"all"``: every one). ``data_dir``: where the broker
+    log, store and checkpoints live; None = a fresh scratch directory (removed when the
+    pipeline stops), so every run starts empty.
     """
-    from cryptolab.feeds.source import live_source, replay_source
+    from cryptolab.feeds.source import live_source, only_symbols, replay_source
     from cryptolab.stack import Stack
 
     if source not in ("replay", "live"):
@@ -101,7 +84,7 @@ def start_pipeline(
         settings = load_settings(data_dir=data_dir or scratch, symbols=symbols or None, **overrides)
         if path is not None:
             feed = replay_source(path, _speed(speed))
-            feed = _only(feed, settings.symbols) if symbols else feed
+            feed = only_symbols(feed, settings) if symbols else feed
         else:
             feed = live_source(settings)
     except BaseException:

@@ -17,6 +17,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cryptolab.model import WINDOW_SECONDS
 from cryptolab.store.client import Store
@@ -71,11 +75,19 @@ class ReconcileReport:
         return "\n".join(lines)
 
 
-def _recomputed_sql(store: Store, symbols: bool = False) -> str:
+def _recomputed_sql(store: Store, symbols: bool = False, final: bool = True) -> str:
     """Candles from raw trades in [start, end), with the stored row (if any) beside them;
-    ``symbols``: only those of the ``symbols`` parameter."""
+    ``symbols``: only those of the ``symbols`` parameter.
+
+    A trade stored twice counts once. ``final``: the copy ``FINAL`` keeps (the last written,
+    what every reader of ``trades FINAL`` sees: the authoritative answer). Otherwise the range
+    is deduplicated with ``LIMIT 1 BY symbol, trade_id`` (a copy; a repeat is the same trade),
+    which reads the range once where ``FINAL`` merges every part it touches: ~4x less CPU for
+    one second of a 2,000-symbol market; the streaming sink uses it, the reconcile does not."""
     order = TRADE_KEY
     which = "AND symbol IN {symbols:Array(String)}" if symbols else ""
+    source = f"{store.table(TRADES)} FINAL" if final else f"{store.table(TRADES)}"
+    dedup = "" if final else "LIMIT 1 BY symbol, trade_id"
     return f"""
     WITH fresh AS (
         SELECT symbol,
@@ -85,8 +97,12 @@ def _recomputed_sql(store: Store, symbols: bool = False) -> str:
                {OHLCV_FROM_TRADES},
                argMin(trade_id, {order}) AS first_trade_id,
                argMax(trade_id, {order}) AS last_trade_id
-        FROM {store.table(TRADES)} FINAL
-        WHERE trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}} {which}
+        FROM (
+            SELECT symbol, trade_id, price, qty, trade_time, is_buyer_maker
+            FROM {source}
+            WHERE trade_time >= {{start:{TS}}} AND trade_time < {{end:{TS}}} {which}
+            {dedup}
+        )
         GROUP BY symbol, window_start
     ),
     stored AS (
@@ -100,6 +116,29 @@ def _recomputed_sql(store: Store, symbols: bool = False) -> str:
       ON fresh.symbol = stored.symbol AND fresh.window_start = stored.window_start
     SETTINGS join_use_nulls = 0
     """  # noqa: S608 - identifiers and constants only; times are bound parameters
+
+
+def differing_candles(
+    store: Store,
+    start: datetime,
+    end: datetime,
+    symbols: Sequence[str] | None = None,
+    final: bool = True,
+) -> tuple[int, pa.Table]:
+    """Recompute the candles of ``[start, end)`` (``symbols`` only, when given) from the raw
+    trades: (windows recomputed, the rows that differ from the stored ones, ready to insert:
+    ``updated_at`` now, ``stored_trades`` = the stored row's count, 0 if there was none).
+    ``final``: see :func:`_recomputed_sql`."""
+    params: dict[str, Any] = {"start": start, "end": end}
+    if symbols is not None:
+        params["symbols"] = list(symbols)
+    table = store.query_arrow(_recomputed_sql(store, symbols is not None, final), params)
+    changed = table.filter(pc.cast(table["differs"], pa.bool_())) if table.num_rows else table
+    now = int(time.time() * 1000)
+    rows = changed.drop_columns(["differs"]).append_column(
+        "updated_at", pa.array([now] * changed.num_rows, pa.timestamp("ms", tz="UTC"))
+    )
+    return table.num_rows, rows
 
 
 def reconcile(

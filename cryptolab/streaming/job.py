@@ -1,11 +1,12 @@
 """The streaming job: Kafka -> parsed trades -> (raw trades, 10 s candles) -> store.
 
-Two queries share one SparkSession and one Kafka source definition:
-
-* ``trades``: every parsed trade appended to ``crypto.trades`` (deduplicated there);
-* ``candles``: 10-second tumbling windows per symbol in *update* mode, so a window appears
-  while it is open and is replaced as trades arrive; open/close are taken by
-  (trade_time, trade_id), never by arrival order.
+One query reads and parses the topic once; its foreachBatch (:class:`StoreSink`) appends each
+micro-batch's trades to ``crypto.trades`` (deduplicated there), then re-derives the 10-second
+candles of the windows the batch touched from the stored trades and writes those that changed:
+a window appears while it is open and is replaced as trades arrive; open/close are taken by
+(trade_time, trade_id), never by arrival order. The query is stateless (no Spark state store,
+no shuffle): the store holds the state. Until issue 17 a second query parsed the topic again
+and aggregated the windows in Spark state (reports/profiles/drain_capacity.md has the costs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
-from cryptolab.model import MAX_QUOTE, TIME_UNIT, TRADE_COLUMNS, WINDOW_SECONDS
+from cryptolab.model import MAX_QUOTE, TIME_UNIT
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
 from cryptolab.streaming.sink import StoreSink
@@ -204,55 +205,6 @@ def _reason() -> Any:
     return reason.when(F.col("price") * F.col("qty") > MAX_QUOTE, F.lit("price x qty too large"))
 
 
-def valid_trades(rows: Any) -> Any:
-    from pyspark.sql import functions as F
-
-    return rows.where(F.col("reason").isNull()).select(*TRADE_COLUMNS)
-
-
-def candles(trades: Any, watermark_seconds: float) -> Any:
-    """Trades -> 10 s candles per symbol (update-mode friendly aggregation)."""
-    from pyspark.sql import functions as F
-
-    order = F.struct(F.col("trade_time"), F.col("trade_id"))
-    zero = F.lit(0).cast(PRICE_TYPE)
-    return (
-        trades.withWatermark("trade_time", f"{int(watermark_seconds * 1000)} milliseconds")
-        # a trade delivered twice (producer retry, tape replayed) is counted once
-        .dropDuplicatesWithinWatermark(["symbol", "trade_id"])
-        .groupBy(F.window("trade_time", f"{WINDOW_SECONDS} seconds"), F.col("symbol"))
-        .agg(
-            F.min_by("price", order).alias("open"),
-            F.max("price").alias("high"),
-            F.min("price").alias("low"),
-            F.max_by("price", order).alias("close"),
-            F.sum("qty").alias("volume"),
-            F.sum(F.col("price") * F.col("qty")).alias("quote_volume"),
-            F.count(F.lit(1)).alias("trades"),
-            F.sum(F.when(~F.col("is_buyer_maker"), F.col("qty")).otherwise(zero)).alias(
-                "buy_volume"
-            ),
-            F.min_by("trade_id", order).alias("first_trade_id"),
-            F.max_by("trade_id", order).alias("last_trade_id"),
-        )
-        .select(
-            "symbol",
-            F.col("window.start").alias("window_start"),
-            F.col("window.end").alias("window_end"),
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            "quote_volume",
-            "trades",
-            "buy_volume",
-            "first_trade_id",
-            "last_trade_id",
-        )
-    )
-
-
 def _offsets(progress: Any) -> dict[int, int]:
     """Kafka end offsets (partition -> next offset) that a query progress has processed."""
     if progress is None:
@@ -271,7 +223,7 @@ def _offsets(progress: Any) -> dict[int, int]:
 
 @dataclass
 class StreamingJob:
-    """Both streaming queries of one pipeline."""
+    """The streaming query of one pipeline (``queries`` has one: ``"stream"``)."""
 
     spark: Any
     settings: Settings
@@ -288,31 +240,25 @@ class StreamingJob:
     def start(self) -> StreamingJob:
         from cryptolab.streaming.metrics import MetricsRecorder
 
-        names = {f"trades_{self.store.database}", f"candles_{self.store.database}"}
-        self.metrics = MetricsRecorder(self.store, names)
+        sink = StoreSink(
+            self.store, self.settings.store_retry_seconds, self.settings.watermark_seconds
+        )
+        name = f"stream_{self.store.database}"
+        self.metrics = MetricsRecorder(self.store, {name}, sink.late)
         self.spark.streams.addListener(self.metrics)
-        sink = StoreSink(self.store, self.settings.store_retry_seconds)
         rows = read_trades(self.spark, self.settings, self.bootstrap)
         trigger = f"{self.settings.trigger_seconds} seconds"
-        self.queries["trades"] = (
-            rows.writeStream.queryName(f"trades_{self.store.database}")
+        # the checkpoint of the former trades query: same source, so an existing pipeline
+        # continues from where it was
+        self.queries["stream"] = (
+            rows.writeStream.queryName(name)
             .outputMode("append")
             .option("checkpointLocation", str(self.checkpoint_root / "trades"))
             .trigger(processingTime=trigger)
-            .foreachBatch(sink.write_trades)
+            .foreachBatch(sink.write_batch)
             .start()
         )
-        sink.bind("trades", str(self.queries["trades"].id))
-        self.queries["candles"] = (
-            candles(valid_trades(rows), self.settings.watermark_seconds)
-            .writeStream.queryName(f"candles_{self.store.database}")
-            .outputMode("update")
-            .option("checkpointLocation", str(self.checkpoint_root / "candles"))
-            .trigger(processingTime=trigger)
-            .foreachBatch(sink.write_candles)
-            .start()
-        )
-        sink.bind("candles", str(self.queries["candles"].id))
+        sink.bind("stream", str(self.queries["stream"].id))
         self.sink = sink
         log.info("streaming started topic=%s trigger=%s", self.settings.topic, trigger)
         return self
@@ -374,7 +320,7 @@ class StreamingJob:
         return report
 
     def stop(self, grace_seconds: float = 30.0, hurry: threading.Event | None = None) -> None:
-        """Stop both queries, each between micro-batches: a running batch gets ``grace_seconds``
+        """Stop the query between micro-batches: a running batch gets ``grace_seconds``
         to finish (``hurry`` set: none), then the query stops anyway (its checkpoint makes the
         next start redo that batch; the sink's dedup tokens keep the store exact); then record
         the progress of every batch the metrics listener has not received yet."""
@@ -387,7 +333,7 @@ class StreamingJob:
                 time.sleep(0.05)
             try:
                 query.stop()
-            except Exception as exc:  # stopping must go on for the other query
+            except Exception as exc:  # stopping must go on (the listener, the caller)
                 log.warning("stopping query %s failed error=%r", name, exc)
         if self.metrics is not None:
             self.metrics.flush(list(self.queries.values()))  # also writes the rows held back

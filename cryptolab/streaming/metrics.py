@@ -10,6 +10,9 @@ published the same progress as ``lastProgress``: a job stopped right after it ca
 lose the events still queued for the listener. ``flush(queries)`` also records, from each
 query's own ``recentProgress``, every batch the listener has not recorded yet; the job calls it
 when it stops, before removing the listener. Each (run, batch) is recorded once.
+
+The query is stateless (the sink keeps the candles' state in the store), so the late rows are
+the sink's count for that batch (``late``), and the state size is 0.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ def _ms(text: str | None) -> int | None:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def progress_row(progress: dict[str, Any]) -> dict[str, Any]:
-    """One pipeline_metrics row from a StreamingQueryProgress (as its JSON dict)."""
+def progress_row(progress: dict[str, Any], late: int = 0) -> dict[str, Any]:
+    """One pipeline_metrics row from a StreamingQueryProgress (as its JSON dict); ``late``: the
+    rows the sink left out of the candles as late, besides any Spark operator dropped."""
     operators = progress.get("stateOperators") or []
     return {
         "query": progress.get("name") or "",
@@ -49,9 +53,8 @@ def progress_row(progress: dict[str, Any]) -> dict[str, Any]:
         "processed_rows_per_second": float(progress.get("processedRowsPerSecond") or 0.0),
         "batch_duration_ms": int(progress.get("batchDuration") or 0),
         "watermark": _ms((progress.get("eventTime") or {}).get("watermark")),
-        "rows_dropped_by_watermark": sum(
-            int(op.get("numRowsDroppedByWatermark") or 0) for op in operators
-        ),
+        "rows_dropped_by_watermark": late
+        + sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators),
         "state_rows": sum(int(op.get("numRowsTotal") or 0) for op in operators),
     }
 
@@ -76,9 +79,16 @@ _SCHEMA = pa.schema(
 class MetricsRecorder(StreamingQueryListener):
     """Writes the progress of the named queries to the store; never breaks the stream."""
 
-    def __init__(self, store: Store, query_names: set[str], every_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        query_names: set[str],
+        late: dict[int, int] | None = None,
+        every_seconds: float = 1.0,
+    ) -> None:
         self.store = store
         self.query_names = query_names
+        self.late = late if late is not None else {}  # batch id -> late rows (the sink's)
         self.every_seconds = every_seconds
         self.dropped_late = 0
         self._rows: list[dict[str, Any]] = []
@@ -96,10 +106,11 @@ class MetricsRecorder(StreamingQueryListener):
         been taken already."""
         if progress.get("name") not in self.query_names:
             return False
-        row = progress_row(progress)
         with self._lock:
-            if row["batch_id"] <= self._last_batch.get(row["run_id"], -1):
+            run, batch = str(progress.get("runId") or ""), int(progress.get("batchId", -1))
+            if batch <= self._last_batch.get(run, -1):
                 return False
+            row = progress_row(progress, self.late.pop(batch, 0))
             self._last_batch[row["run_id"]] = row["batch_id"]
             self.dropped_late += row["rows_dropped_by_watermark"]
             self._rows.append(row)

@@ -1,10 +1,22 @@
-"""foreachBatch sinks: micro-batch DataFrame -> Arrow -> ClickHouse, safe to repeat.
+"""The foreachBatch sink: micro-batch DataFrame -> Arrow -> ClickHouse, safe to repeat.
+
+One micro-batch of parsed Kafka records becomes, in order:
+
+1. its valid trades inserted into ``trades``, its bad rows into ``quarantine``;
+2. the 10 s candles of the windows its trades fall in, re-derived from the stored trades (the
+   definition the reconcile uses: :func:`cryptolab.store.reconcile.differing_candles`) and
+   written where they changed. A trade counts once however often it is stored; the candles are
+   exact as soon as the batch is written. Like Spark's watermark, a trade more than
+   ``watermark_seconds`` older than the newest trade seen before its batch is *late*: it is
+   stored, counted (``rows_dropped_by_watermark``), and left to the reconcile — unless an
+   on-time trade of the same window brings the window up again, which then includes it.
 
 Runs on a thread of the driver process, so the in-process chDB store works here. Every insert
 carries ``insert_deduplication_token = <query id>:<batch id>:<table>``: when Spark re-runs a
 micro-batch after a crash (same query id, same batch id, same rows), ClickHouse drops the
-repeat. The query id lives in the checkpoint, so a fresh checkpoint never collides with old
-tokens.
+repeat; the candles are re-derived from what is stored, so a re-run writes what is missing and
+nothing else. The query id lives in the checkpoint, so a fresh checkpoint never collides with
+old tokens.
 
 A failed insert (store down, disk full) is retried with the same token for up to
 ``retry_seconds`` before the micro-batch fails; meanwhile Kafka holds the backlog.
@@ -15,14 +27,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptolab.errors import StoreError
-from cryptolab.model import TRADE_COLUMNS
+from cryptolab.model import TRADE_COLUMNS, WINDOW_SECONDS
 from cryptolab.store.client import Store, masked_url
+from cryptolab.store.reconcile import differing_candles
 from cryptolab.store.schema import CANDLES_10S, QUARANTINE, TRADE_TIMES, TRADES
 
 log = logging.getLogger(__name__)
@@ -40,17 +54,6 @@ def _utc_us(column: Any) -> Any:
 
 def _set(table: pa.Table, name: str, column: Any) -> pa.Table:
     return table.set_column(table.schema.get_field_index(name), name, column)
-
-
-def candles_table(table: pa.Table, updated_at_ms: int) -> pa.Table:
-    """Add vwap and updated_at to a Spark candle batch and normalise timestamps."""
-    quote = pc.cast(table["quote_volume"], pa.float64())
-    volume = pc.cast(table["volume"], pa.float64())
-    table = table.append_column("vwap", pc.divide(quote, volume))
-    for name in ("window_start", "window_end"):
-        table = _set(table, name, _utc_ms(table[name]))
-    stamp = pa.array([updated_at_ms] * table.num_rows, pa.timestamp("ms", tz="UTC"))
-    return table.append_column("updated_at", stamp)
 
 
 def split_trades(table: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -73,15 +76,23 @@ def _hint(error: str) -> str:
     return "check that the ClickHouse store is up and reachable"
 
 
-class StoreSink:
-    """The foreachBatch callbacks of :class:`cryptolab.streaming.job.StreamingJob`."""
+WINDOW_US = WINDOW_SECONDS * 1_000_000
 
-    def __init__(self, store: Store, retry_seconds: float = 300.0) -> None:
+
+class StoreSink:
+    """The foreachBatch callback of :class:`cryptolab.streaming.job.StreamingJob`."""
+
+    def __init__(
+        self, store: Store, retry_seconds: float = 300.0, watermark_seconds: float = 5.0
+    ) -> None:
         self.store = store
         self.retry_seconds = retry_seconds
+        self.watermark_us = int(watermark_seconds * 1_000_000)
         self.quarantined = 0
         self.stored = 0  # valid trades written (a batch Spark re-runs counts again)
         self.write_retries = 0
+        self.late: dict[int, int] = {}  # batch id -> late trades (read by the metrics listener)
+        self._newest_us: int | None = None  # newest trade time seen, before the current batch
         self.failure: StoreError | None = None  # set when a write gave up; the stack reports it
         self._query_ids: dict[str, str] = {}
         self._bound = threading.Condition()
@@ -135,19 +146,52 @@ class StoreSink:
                 )  # fmt: skip
             return
 
-    def write_trades(self, batch: Any, batch_id: int) -> None:
+    def write_batch(self, batch: Any, batch_id: int) -> None:
+        """Trades and quarantine, then the candles the batch changed."""
         valid, bad = split_trades(batch.toArrow())
-        self._insert("trades", batch_id, TRADES, valid)
+        if self._newest_us is None:  # first batch of this run: what earlier runs stored
+            self._newest_us = self._stored_newest_us()
+        self._insert("stream", batch_id, TRADES, valid)
         self.stored += valid.num_rows
         if bad.num_rows:
-            self._insert("trades", batch_id, QUARANTINE, bad)
+            self._insert("stream", batch_id, QUARANTINE, bad)
             self.quarantined += bad.num_rows
             log.warning("quarantined rows=%d batch=%s", bad.num_rows, batch_id)
-        log.debug("trades batch=%s rows=%s", batch_id, valid.num_rows)
+        self._write_candles(valid, batch_id)
+        log.debug("batch=%s trades=%s", batch_id, valid.num_rows)
 
-    def write_candles(self, batch: Any, batch_id: int) -> None:
-        table = batch.toArrow()
-        if table.num_rows:
-            rows = candles_table(table, int(time.time() * 1000))
-            self._insert("candles", batch_id, CANDLES_10S, rows)
-        log.debug("candles batch=%s rows=%s", batch_id, table.num_rows)
+    def _write_candles(self, trades: pa.Table, batch_id: int) -> None:
+        if trades.num_rows == 0:
+            self.late[batch_id] = 0
+            return
+        times = pc.cast(trades["trade_time"], pa.int64())  # µs (split_trades)
+        on_time = trades
+        if self._newest_us is not None:
+            on_time = trades.filter(pc.greater_equal(times, self._newest_us - self.watermark_us))
+        self.late[batch_id] = trades.num_rows - on_time.num_rows
+        newest = pc.max(times).as_py()
+        self._newest_us = max(self._newest_us or newest, newest)
+        if on_time.num_rows == 0:
+            return
+        bounds = pc.min_max(pc.cast(on_time["trade_time"], pa.int64())).as_py()
+        start = bounds["min"] // WINDOW_US * WINDOW_US
+        end = bounds["max"] // WINDOW_US * WINDOW_US + WINDOW_US
+        symbols = pc.unique(on_time["symbol"]).to_pylist()
+        _, changed = differing_candles(self.store, _utc(start), _utc(end), symbols, final=False)
+        if changed.num_rows:
+            self._insert("stream", batch_id, CANDLES_10S, changed.drop_columns(["stored_trades"]))
+
+    def _stored_newest_us(self) -> int | None:
+        """Newest trade time stored by earlier runs (None: an empty store, no watermark yet).
+        Spark keeps its watermark in the checkpoint; this is the same instant, near enough."""
+        rows = self.store.query_rows(
+            f"SELECT toUnixTimestamp64Micro(max(trade_time)), count() "  # noqa: S608
+            f"FROM {self.store.table(TRADES)}"
+        )
+        if not rows or not rows[0][1]:
+            return None
+        return int(rows[0][0])
+
+
+def _utc(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC)  # window bounds: whole seconds

@@ -71,6 +71,7 @@ def test_streamed_candles_equal_batch_reference(
         producer.flush()
         producer.close()
         wait_caught_up(job, end_offsets(kafka_bootstrap, settings.topic))
+        progress = job.progress()
     finally:
         job.stop()
     reference = reference_candles(tape_trades(tape))
@@ -81,11 +82,12 @@ def test_streamed_candles_equal_batch_reference(
     total = sum(c["trades"] for c in reference.values())  # type: ignore[misc]
     assert sum(partial.values()) < total
     assert sum(queries.trade_counts(store).values()) == total
-    # every Kafka record was read once by each query, and each of its batches recorded once
+    assert list(progress) == ["stream"], "one query reads and parses the topic once"
+    # every Kafka record was read once by the query, and each of its batches recorded once
     published = in_topic(kafka_bootstrap, settings.topic)
     assert published == total
     metrics = recorded_input_rows(store)
-    assert set(metrics) == {"trades", "candles"}
+    assert set(metrics) == {"stream"}
     for name, (recorded, batches, input_rows) in metrics.items():
         assert recorded == batches >= 2, (name, metrics)  # two halves: at least two batches
         assert input_rows == published, (name, metrics)
@@ -149,10 +151,9 @@ def test_rows_spark_cannot_use_are_quarantined_with_a_reason(
     metrics = recorded_input_rows(store)
     published = in_topic(kafka_bootstrap, settings.topic)
     assert published == len(good) + len(bad)
-    assert {name: total for name, (_, _, total) in metrics.items()} == {
-        "trades": published,
-        "candles": published,
-    }, metrics
+    assert {name: total for name, (_, _, total) in metrics.items()} == {"stream": published}, (
+        metrics
+    )
 
 
 def test_progress_the_listener_has_not_delivered_is_recorded_at_stop(
@@ -189,7 +190,7 @@ def test_progress_the_listener_has_not_delivered_is_recorded_at_stop(
     published = in_topic(kafka_bootstrap, settings.topic)
     assert published == len(frames)
     metrics = recorded_input_rows(store)
-    assert set(metrics) == {"trades", "candles"}
+    assert set(metrics) == {"stream"}
     for name, (recorded, batches, input_rows) in metrics.items():
         assert recorded == batches, (name, metrics)  # none recorded twice
         assert input_rows == published, (name, metrics)  # none lost

@@ -4,8 +4,12 @@
 ``{"stream": "btcusdt@trade", "data": {...}}``. :class:`BinanceFeed` yields every trade of the
 requested symbols exactly once, per symbol in trade-id order:
 
-- symbols are sharded over connections of at most 1024 streams (:mod:`.shard`);
-- pings are answered with pongs of the same payload, never more than 5 messages per second;
+- symbols are sharded over connections of at most 1024 streams (:mod:`.shard`); with a
+  ``follow`` function (``symbols=all``: exchangeInfo, :mod:`.universe`) the list is re-read
+  periodically: new symbols are subscribed on the shards with room (or a new one), delisted ones
+  unsubscribed (their data stays in the store);
+- pings are answered with pongs of the same payload, and subscriptions requested, never more than
+  5 messages per second per connection;
 - lost or silent connections are replaced with capped, jittered exponential backoff, within
   Binance's 300 connection attempts per 5 minutes; connections are rotated before the 24-hour
   cut and on ``serverShutdown`` by opening the next one first (:mod:`.shard`);
@@ -22,12 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import queue
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -36,10 +38,12 @@ import websocket
 from cryptolab.errors import FeedError
 from cryptolab.feeds.live.backfill import Backfiller, RestClient, WeightBudget
 from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION, FeedConfig
-from cryptolab.feeds.live.connection import AttemptLimiter, Backoff, stream_url
+from cryptolab.feeds.live.connection import AttemptLimiter, Backoff, opening_url, stream_url
 from cryptolab.feeds.live.counters import FeedCounters
 from cryptolab.feeds.live.sequencer import BackfillJob, Sequencer
 from cryptolab.feeds.live.shard import Shard
+from cryptolab.feeds.live.state import STATE_FILE, FeedState
+from cryptolab.feeds.live.universe import fetch_listings, trading_symbols
 from cryptolab.settings import Settings
 
 __all__ = [
@@ -49,69 +53,47 @@ __all__ = [
     "FeedConfig",
     "FeedCounters",
     "FeedState",
+    "plan_shards",
     "probe",
     "stream_url",
 ]
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = Path("feed") / "binance_last_trade_ids.json"
-
 
 def probe(base_url: str, symbols: Sequence[str], timeout: float) -> str | None:
     """Try to open the stream once; None when it works, else the reason it does not."""
     try:
-        conn = websocket.create_connection(
-            stream_url(base_url, symbols[:MAX_STREAMS_PER_CONNECTION]), timeout=timeout
-        )
+        conn = websocket.create_connection(opening_url(base_url, symbols)[0], timeout=timeout)
     except (OSError, websocket.WebSocketException) as exc:
         return f"{type(exc).__name__}: {exc}"
     conn.close()
     return None
 
 
-class FeedState:
-    """The last trade id handed on per symbol, saved as JSON (atomically replaced) so that a
-    restart detects and backfills what happened while the feed was down. Ids are kept per REST
-    endpoint: a local replay server's ids never mix with Binance's."""
-
-    def __init__(self, path: Path | None, endpoint: str) -> None:
-        self.path = path
-        self.endpoint = endpoint.rstrip("/")
-        self._saved: dict[str, int] = {}
-
-    def _read(self) -> dict[str, dict[str, int]]:
-        if self.path is None or not self.path.is_file():
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FeedError(
-                f"cannot read the feed state {self.path}: {exc}; delete it to start afresh "
-                "(gaps from before this start will then not be backfilled)"
-            ) from exc
-        endpoints = data.get("endpoints", {}) if isinstance(data, dict) else {}
-        return endpoints if isinstance(endpoints, dict) else {}
-
-    def load(self, symbols: Collection[str] | None = None) -> dict[str, int]:
-        """The saved ids (of ``symbols`` only, when given: others stay saved, untouched)."""
-        ids = self._read().get(self.endpoint, {})
-        self._saved = {s: i for s, i in ids.items() if isinstance(i, int)}
-        return {s: i for s, i in self._saved.items() if symbols is None or s in symbols}
-
-    def save(self, last_ids: dict[str, int]) -> None:
-        if self.path is None or all(self._saved.get(s) == i for s, i in last_ids.items()):
-            return
-        endpoints = self._read()
-        endpoints[self.endpoint] = {**endpoints.get(self.endpoint, {}), **last_ids}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": 1, "endpoints": endpoints}, indent=1))
-        os.replace(tmp, self.path)
-        self._saved.update(last_ids)
-
-
 _END = object()
+
+
+def plan_shards(
+    current: Sequence[frozenset[str]], wanted: Collection[str], capacity: int
+) -> list[frozenset[str]]:
+    """Each existing shard's symbols after a change to ``wanted`` (same order; empty = the shard
+    ends), then the symbols of new shards. Symbols stay where they are; new ones fill the
+    shards with the most room first, then new shards of at most ``capacity``."""
+    wanted = set(wanted)
+    result = [set(symbols & wanted) for symbols in current]
+    placed = set().union(*result) if result else set()
+    new = sorted(wanted - placed)
+    for index in sorted(range(len(result)), key=lambda i: len(result[i])):
+        if not new:
+            break
+        if not result[index] and not current[index] & wanted:
+            continue  # an emptied shard ends; it takes no new symbols
+        room = capacity - len(result[index])
+        result[index].update(new[:room])
+        new = new[max(room, 0) :]
+    result += [set(new[i : i + capacity]) for i in range(0, len(new), capacity)]
+    return [frozenset(symbols) for symbols in result]
 
 
 class BinanceFeed:
@@ -126,6 +108,8 @@ class BinanceFeed:
         symbols: Sequence[str],
         config: FeedConfig | None = None,
         state_path: Path | None = None,
+        follow: Callable[[], Sequence[str]] | None = None,
+        refresh_every: float = 300.0,
     ) -> None:
         if not symbols:
             raise ValueError("at least one symbol is required")
@@ -136,10 +120,22 @@ class BinanceFeed:
         self.state = FeedState(state_path, rest_url)
         self.counters = FeedCounters()
         self._resume: dict[str, int] = {}
+        self.follow = follow  # the symbols to follow now (blocking; run on a worker thread)
+        self.refresh_every = refresh_every
         self._error: BaseException | None = None
+        self._shards: list[Shard] = []  # the shards following symbols now
+        self._every_shard: list[Shard] = []  # ...and those that ended (for the counters)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._make_shard: Callable[[int, frozenset[str]], Shard] | None = None
+        self._saved: dict[str, int] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, persist: bool = True) -> BinanceFeed:
+    def from_settings(
+        cls, settings: Settings, persist: bool = True, symbols: Sequence[str] | None = None
+    ) -> BinanceFeed:
+        """The feed of ``settings``; with ``symbols=all``, ``symbols`` is the market as read
+        from exchangeInfo at start (:func:`cryptolab.feeds.live.universe.resolve_symbols`),
+        re-read every ``symbols_refresh_seconds``."""
         config = FeedConfig(
             connect_timeout=settings.connect_timeout_seconds,
             rotate_after=settings.feed_rotate_seconds,
@@ -148,8 +144,25 @@ class BinanceFeed:
             time_unit=settings.binance_time_unit,
         )
         state = (settings.data_dir / STATE_FILE).resolve() if persist else None
+        follow = None
+        if settings.all_symbols:
+            if not symbols:
+                raise ValueError("symbols=all: pass the symbols read from exchangeInfo")
+
+            def follow() -> Sequence[str]:
+                listings = fetch_listings(
+                    settings.binance_rest_url, settings.connect_timeout_seconds
+                )
+                return trading_symbols(listings, settings.quote_asset)
+
         return cls(
-            settings.binance_ws_url, settings.binance_rest_url, settings.symbols, config, state
+            settings.binance_ws_url,
+            settings.binance_rest_url,
+            symbols or settings.symbols,
+            config,
+            state,
+            follow,
+            settings.symbols_refresh_seconds,
         )
 
     def resume_from(self, last_ids: dict[str, int]) -> None:
@@ -159,7 +172,8 @@ class BinanceFeed:
         self._resume = {s: i for s, i in last_ids.items() if s in self.symbols}
 
     def _start_ids(self) -> dict[str, int]:
-        saved = self.state.load(self.symbols)
+        """Where each followed symbol continues: the saved id, or the resume id when later."""
+        saved = {s: i for s, i in self._saved.items() if s in self.symbols}
         start = dict(saved)
         for symbol, last in self._resume.items():
             if last > saved.get(symbol, -1):
@@ -210,8 +224,14 @@ class BinanceFeed:
             budget = WeightBudget(config.rest_weight_limit, share=config.rest_weight_share)
             rest = RestClient(session, self.rest_url, counters, budget, config.time_unit)
             jobs: asyncio.Queue[BackfillJob] = asyncio.Queue()
+            self._saved = self.state.load()
             sequencer = Sequencer(
-                self._start_ids(), emit, jobs.put_nowait, counters, config.max_gap
+                self._start_ids(),
+                emit,
+                jobs.put_nowait,
+                counters,
+                config.max_gap,
+                config.listing_max,
             )
             backfiller = Backfiller(rest, sequencer, jobs, config.max_gap)
             workers = [
@@ -219,16 +239,22 @@ class BinanceFeed:
             ]
             attempts = AttemptLimiter(config.attempts_limit, config.attempts_window)
             stopping = asyncio.Event()
-            shards = [
-                Shard(i, self.ws_url, chunk, session, sequencer, counters, config, attempts)
-                for i, chunk in enumerate(_chunks(self.symbols, config.max_streams))
-            ]
-            tasks = [loop.create_task(shard.run(stopping)) for shard in shards]
+
+            def make_shard(index: int, symbols: frozenset[str]) -> Shard:
+                shard = Shard(
+                    index, self.ws_url, sorted(symbols), session, sequencer, counters, config,
+                    attempts,
+                )  # fmt: skip
+                self._tasks.append(loop.create_task(shard.run(stopping)))
+                return shard
+
+            self._make_shard = make_shard
+            self._apply(self.symbols, sequencer, initial=True)
             try:
-                await self._watch(stop, closed, sequencer, tasks)
+                await self._watch(stop, closed, sequencer, attempts)
             finally:
                 stopping.set()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*self._tasks, return_exceptions=True)
                 if not closed.is_set():
                     await self._final_backfill(sequencer)
                 for worker in workers:
@@ -237,24 +263,95 @@ class BinanceFeed:
                 self.state.save(sequencer.last_ids())
                 log.info("binance feed stopped %s", _fields(counters.as_dict()))
 
+    def _apply(self, wanted: Sequence[str], sequencer: Sequencer, initial: bool = False) -> None:
+        """Follow exactly ``wanted`` from now on: (un)subscribe the difference."""
+        current = [shard.symbols for shard in self._shards]
+        before = frozenset().union(*current)
+        plan = plan_shards(current, wanted, self.config.max_streams)
+        for shard, symbols in zip(self._shards, plan, strict=False):
+            shard.set_symbols(symbols)
+        assert self._make_shard is not None
+        for symbols in plan[len(current) :]:
+            shard = self._make_shard(len(self._every_shard), symbols)
+            self._shards.append(shard)
+            self._every_shard.append(shard)
+        self._shards = [shard for shard in self._shards if shard.symbols]
+        added, removed = set(wanted) - before, before - set(wanted)
+        self.counters.symbols = len(set(wanted))
+        if initial:
+            return
+        for symbol in sorted(added):
+            sequencer.follow(symbol, self._saved.get(symbol))
+        self.counters.listed += len(added)
+        self.counters.delisted += len(removed)
+        if added or removed:
+            log.info(
+                "symbols changed followed=%d listed=%s delisted=%s",
+                len(set(wanted)), _few(added), _few(removed),
+            )  # fmt: skip
+
+    def _gauges(self, attempts: AttemptLimiter) -> None:
+        connections = [c for shard in self._every_shard for c in shard.connections()]
+        active = [
+            s.active for s in self._every_shard if s.active is not None and not s.active.released
+        ]
+        counters = self.counters
+        counters.streams = sum(len(c.subscribed) for c in active)
+        counters.streams_per_connection_max = max(
+            [counters.streams_per_connection_max, *(len(c.subscribed) for c in connections)]
+        )
+        counters.control_messages = sum(s.messages_sent() for s in self._every_shard)
+        counters.control_per_s_max = max(
+            [counters.control_per_s_max, *(s.max_per_second for s in self._every_shard)]
+        )
+        counters.attempts_in_window = attempts.recent()
+
     async def _watch(
         self,
         stop: threading.Event,
         closed: threading.Event,
         sequencer: Sequencer,
-        tasks: list[asyncio.Task[None]],
+        attempts: AttemptLimiter,
     ) -> None:
         loop = asyncio.get_running_loop()
         last_save = loop.time()
+        next_refresh = loop.time() + self.refresh_every
+        refreshing: asyncio.Task[Sequence[str]] | None = None
         while not (stop.is_set() or closed.is_set()):
             await asyncio.sleep(self.config.tick)
-            for task in tasks:
+            for task in self._tasks:
                 if task.done() and task.exception() is not None:
                     raise FeedError(f"shard failed: {task.exception()!r}")
+            self._forget_finished()
             sequencer.start_tail_checks(loop.time(), self.config.tail_check_after)
             if loop.time() - last_save >= self.config.save_every:
                 self.state.save(sequencer.last_ids())
                 last_save = loop.time()
+            if self.follow is not None and refreshing is None and loop.time() >= next_refresh:
+                refreshing = loop.create_task(asyncio.to_thread(self.follow))
+            if refreshing is not None and refreshing.done():
+                next_refresh = loop.time() + self.refresh_every
+                self._refreshed(refreshing, sequencer)
+                refreshing = None
+            self._gauges(attempts)
+
+    def _refreshed(self, task: asyncio.Task[Sequence[str]], sequencer: Sequencer) -> None:
+        """Apply a re-read symbol list; a failed read keeps the current one until the next."""
+        try:
+            wanted = task.result()
+        except Exception as exc:  # the exchange is unreachable for a while: keep going
+            log.warning("re-reading the symbol list failed, keeping the current one error=%s", exc)
+            return
+        if not wanted:
+            log.warning("the symbol list came back empty: keeping the current one")
+            return
+        self._apply(wanted, sequencer)
+
+    def _forget_finished(self) -> None:
+        """Drop the tasks of shards that ended (their symbols were all delisted)."""
+        done = [t for t in self._tasks if t.done() and t.exception() is None]
+        if done:
+            self._tasks = [t for t in self._tasks if t not in done]
 
     async def _final_backfill(self, sequencer: Sequencer) -> None:
         """On stop: check every suspect symbol over REST and let running backfills finish."""
@@ -273,8 +370,10 @@ class BinanceFeed:
             )
 
 
-def _chunks(symbols: Sequence[str], size: int) -> list[Sequence[str]]:
-    return [symbols[i : i + size] for i in range(0, len(symbols), size)]
+def _few(symbols: Collection[str], shown: int = 10) -> str:
+    names = sorted(symbols)
+    more = f",+{len(names) - shown}" if len(names) > shown else ""
+    return ",".join(names[:shown]) + more
 
 
 def _fields(values: dict[str, int]) -> str:

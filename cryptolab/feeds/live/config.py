@@ -30,6 +30,7 @@ class FeedConfig:
     # gaps
     tail_check_after: float = 5.0  # REST check of suspect symbols this long after a reconnect
     max_gap: int = 1_000_000  # larger gaps are reported lost instead of backfilled
+    listing_max: int = 100_000  # a listing's first trades fetched over REST, at most this many
     backfill_workers: int = 3
     rest_weight_limit: int = 6000  # per minute (Binance's REQUEST_WEIGHT limit)
     rest_weight_share: float = 0.8  # of the limit this client allows itself

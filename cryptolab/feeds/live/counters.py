@@ -7,7 +7,10 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class FeedCounters:
-    """Monotonic counters of one feed run (``connections`` is a gauge: sockets open now).
+    """Counters of one feed run. Gauges (values now): ``connections`` (sockets open),
+    ``symbols`` (followed), ``streams`` (subscribed, every connection),
+    ``streams_per_connection_max``, ``attempts_in_window`` (connection attempts within the
+    limiter's window: Binance allows 300 per 5 minutes per IP). The rest only grow:
 
     - ``messages``: text frames received on the WebSocket (every connection, duplicates included)
     - ``trades``: unique trades handed on towards Kafka, live and backfilled
@@ -16,6 +19,9 @@ class FeedCounters:
     - ``trades_backfilled``: trades fetched over REST to fill gaps
     - ``duplicates_dropped``: trades already handed on (connection overlap, restart)
     - ``trades_lost``: trades that could not be recovered (REST failed, gap over the limit)
+    - ``listed`` / ``delisted``: symbols subscribed / dropped while running (``symbols=all``)
+    - ``control_messages``: pongs and (un)subscribe requests sent; ``control_per_s_max``: the
+      most one connection sent within a second (Binance allows 5)
     """
 
     messages: int = 0
@@ -33,6 +39,14 @@ class FeedCounters:
     rest_requests: int = 0
     rest_throttled: int = 0
     other_frames: int = 0
+    symbols: int = 0
+    listed: int = 0
+    delisted: int = 0
+    streams: int = 0
+    streams_per_connection_max: int = 0
+    control_messages: int = 0
+    control_per_s_max: int = 0
+    attempts_in_window: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

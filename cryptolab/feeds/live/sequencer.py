@@ -13,6 +13,12 @@ A symbol whose connection was lost is *suspect*: trades may have been missed wit
 to reveal the gap. A live trade clears that; otherwise a *tail check* (REST from ``last+1``, open
 ended) runs a few seconds after the reconnect, and for every suspect symbol when the feed stops.
 
+A symbol *listed* while the feed runs (:meth:`Sequencer.follow`) may have traded before its
+subscription took effect. Binance numbers a new symbol's trades from 0, so when its first live
+trade id is small (at most ``listing_max``), ids ``0 .. t-1`` are fetched over REST first; a
+larger id means a symbol that traded long before (it came back from a break): it is followed
+from that trade on.
+
 Not thread-safe: the live client calls it from its event loop only.
 """
 
@@ -35,6 +41,7 @@ class BackfillJob:
     symbol: str
     first_id: int
     last_id: int | None
+    listing: bool = False  # the first trades of a new listing: REST's first id is the start
 
     @property
     def size(self) -> int | None:
@@ -49,6 +56,7 @@ class _Symbol:
     suspect: bool = False
     suspect_since: float | None = None  # None while the connection is still down
     restored: bool = False  # ``last`` comes from a previous run; no live trade seen yet
+    listing: bool = False  # listed while the feed runs; no live trade seen yet
 
 
 Emit = Callable[[str | bytes, bool], None]
@@ -66,11 +74,13 @@ class Sequencer:
         request: Callable[[BackfillJob], None],
         counters: FeedCounters,
         max_gap: int,
+        listing_max: int = 100_000,
     ) -> None:
         self._emit = emit
         self._request = request
         self.counters = counters
         self.max_gap = max_gap
+        self.listing_max = min(listing_max, max_gap)
         self._symbols: dict[str, _Symbol] = {}
         for symbol, last in last_ids.items():
             # trades may have happened while we were not running
@@ -79,7 +89,19 @@ class Sequencer:
     # -- state ---------------------------------------------------------------------------------
     def last_ids(self) -> dict[str, int]:
         """Last id handed on per symbol (what a restart continues from)."""
-        return {s: st.last for s, st in self._symbols.items() if st.last is not None}
+        return {
+            s: st.last for s, st in self._symbols.items() if st.last is not None and st.last >= 0
+        }
+
+    def follow(self, symbol: str, saved_last: int | None = None) -> None:
+        """``symbol`` is subscribed while the feed runs (a listing, or one back from a break).
+        Known symbols keep their state; ``saved_last`` is the id a previous run saved."""
+        if symbol in self._symbols:
+            return
+        if saved_last is not None:
+            self._symbols[symbol] = _Symbol(last=saved_last, suspect=True, restored=True)
+        else:
+            self._symbols[symbol] = _Symbol(listing=True)
 
     def busy(self) -> bool:
         return any(st.job is not None for st in self._symbols.values())
@@ -107,6 +129,15 @@ class Sequencer:
         self._accept(symbol, state, trade_id, frame)
 
     def _accept(self, symbol: str, state: _Symbol, trade_id: int, frame: str) -> None:
+        if state.listing:
+            state.listing = False
+            if 0 < trade_id <= self.listing_max:  # a new listing: fetch its first trades
+                state.last = -1
+                state.job = BackfillJob(symbol, 0, trade_id - 1, listing=True)
+                state.pending[trade_id] = frame
+                log.info("new listing symbol=%s backfilling ids 0..%d", symbol, trade_id - 1)
+                self._request(state.job)
+                return
         if state.restored:
             self._check_restored(symbol, state, trade_id)
         if state.last is None:  # first trade ever seen for this symbol: nothing to compare with
@@ -179,6 +210,8 @@ class Sequencer:
                 break  # those come (came) live
             if state.last is not None and trade_id <= state.last:
                 continue
+            if job.listing and state.last == -1:
+                state.last = trade_id - 1  # the listing's first trade, whatever its id
             if state.last is not None and trade_id > state.last + 1:
                 self._lose(job.symbol, state.last + 1, trade_id - 1, "not returned by REST")
             self._hand_on(state, trade_id, frame, backfilled=True)

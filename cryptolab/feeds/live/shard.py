@@ -1,11 +1,13 @@
 """A *shard* owns up to 1024 streams and keeps them flowing into the sequencer through one
 connection at a time, except while it switches over: before Binance's 24-hour cut, or when the
 server announces ``serverShutdown``, the shard opens the next connection *first*, keeps handing on
-the old connection's trades and holds the new one's, and closes the old one once it has caught up
-with the new one (per symbol) — so no trade is missed, and the overlap is dropped as duplicates by
-the sequencer. A connection that closes, fails, or goes silent (no frame and no ping for
-``silence_timeout``) is replaced after a capped, jittered, exponential backoff; the sequencer is
-told, so that it can check over REST what the outage may have hidden.
+the old connection's trades and holds the new one's, and closes the old one once the new one has
+every stream subscribed and the old one has caught up with it (per symbol) — so no trade is
+missed, and the overlap is dropped as duplicates by the sequencer. The shard's symbols may change
+while it runs (listings, delistings): each connection is asked to (un)subscribe the difference.
+A connection that closes, fails, or goes silent (no frame and no ping for ``silence_timeout``) is
+replaced after a capped, jittered, exponential backoff; the sequencer is told, so that it can
+check over REST what the outage may have hidden.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from cryptolab.feeds.live.connection import (
     Connection,
     Event,
     Kind,
-    stream_url,
+    opening_url,
 )
 from cryptolab.feeds.live.counters import FeedCounters
 from cryptolab.feeds.live.sequencer import Sequencer
@@ -34,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class Shard:
-    """Keeps ``symbols``' streams flowing into the sequencer through one connection at a time."""
+    """Keeps ``symbols``' streams flowing into the sequencer through one connection at a time;
+    ends when its symbols become empty (:meth:`set_symbols`) or the feed stops."""
 
     def __init__(
         self,
@@ -48,8 +51,8 @@ class Shard:
         attempts: AttemptLimiter,
     ) -> None:
         self.index = index
-        self.url = stream_url(ws_url, symbols, config.time_unit)
-        self.symbols = tuple(s.upper() for s in symbols)
+        self.ws_url = ws_url
+        self.symbols: frozenset[str] = frozenset(s.upper() for s in symbols)
         self.session = session
         self.sequencer = sequencer
         self.counters = counters
@@ -66,7 +69,23 @@ class Shard:
         self._last_old: dict[str, int] = {}  # last trade id per symbol on the active connection
         self._next_switch = 0.0
         self._numbers = 0
+        self._next_sync = 0.0
         self._stopping: asyncio.Event | None = None
+        self.retired_messages = 0  # messages sent by connections already closed
+        self.max_per_second = 0  # most messages one connection sent within a second
+
+    def set_symbols(self, symbols: frozenset[str]) -> None:
+        """From now on follow ``symbols`` (each connection is asked for the difference)."""
+        self.symbols = symbols
+        self._next_sync = 0.0
+
+    def connections(self) -> list[Connection]:
+        return [c for c in (self.active, self.incoming) if c is not None and not c.released]
+
+    def messages_sent(self) -> int:
+        """Pongs and subscription requests sent by every connection of this shard so far."""
+        live = sum(c.pongs_sent + c.requests_sent for c in self.connections())
+        return self.retired_messages + live
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -80,10 +99,11 @@ class Shard:
                 return None
         self.attempts.record()
         self.counters.connect_attempts += 1
+        url, initial = opening_url(self.ws_url, sorted(self.symbols), self.config.time_unit)
         try:
             async with asyncio.timeout(self.config.connect_timeout):  # TCP + TLS + handshake
                 ws = await self.session.ws_connect(
-                    self.url,
+                    url,
                     autoping=False,
                     heartbeat=None,
                     timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
@@ -94,8 +114,15 @@ class Shard:
             return None
         self._numbers += 1
         self.counters.connections += 1
-        log.info("binance connected shard=%d conn=%d url=%s", self.index, self._numbers, self.url)
-        return Connection(ws, self._numbers, self.inbox, self.config.control_interval)
+        log.info(
+            "binance connected shard=%d conn=%d streams=%d in_url=%d",
+            self.index, self._numbers, len(self.symbols), len(initial),
+        )  # fmt: skip
+        connection = Connection(
+            ws, self._numbers, self.inbox, self.config.control_interval, initial
+        )
+        connection.sync(self.symbols)
+        return connection
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep, or return True at once when the feed is stopping."""
@@ -116,6 +143,8 @@ class Shard:
         if connection is not None and not connection.released:
             connection.released = True
             self.counters.connections -= 1
+            self.retired_messages += connection.pongs_sent + connection.requests_sent
+            self.max_per_second = max(self.max_per_second, connection.max_per_second)
             await connection.close()
 
     async def _cancel_opening(self) -> None:
@@ -142,7 +171,7 @@ class Shard:
         if self.active is not None:
             self.sequencer.connection_restored(self.symbols, self._now())
         try:
-            while self.active is not None and not stopping.is_set():
+            while self.active is not None and self.symbols and not stopping.is_set():
                 try:
                     event = await asyncio.wait_for(self.inbox.get(), timeout=self.config.tick)
                 except TimeoutError:
@@ -184,9 +213,19 @@ class Shard:
             log.warning("new connection closed during switch-over reason=%s", payload)
             await self._abort_switch()
 
+    def _sync(self, now: float) -> None:
+        """Ask each connection for the subscriptions it lacks (at most every tick)."""
+        if now < self._next_sync:
+            return
+        self._next_sync = now + self.config.tick
+        for connection in self.connections():
+            connection.sync(self.symbols)
+            self.max_per_second = max(self.max_per_second, connection.max_per_second)
+
     async def _tick(self) -> None:
         assert self.active is not None
         now = self._now()
+        self._sync(now)
         if now - self.active.last_seen > self.config.silence_timeout:
             self.counters.watchdog_timeouts += 1
             silent = now - self.active.last_seen
@@ -198,7 +237,7 @@ class Shard:
             self._start_overlap(self._opening.result())
         elif self.incoming is not None:
             elapsed = now - self._overlap_started
-            caught_up = all(
+            caught_up = self.incoming.settled(self.symbols) and all(
                 self._last_old.get(symbol, -1) >= first - 1
                 for symbol, first in self._first_new.items()
             )

@@ -6,9 +6,15 @@
   Binance, the server pings every ``ping_interval``; it closes a client that has not answered a
   ping within ``pong_timeout``, that sends more than 5 messages in a second, or whose connection
   is older than ``max_connection_age`` (Binance: 24 hours).
+  Clients (un)subscribe with ``{"method":"SUBSCRIBE","params":[...],"id":1}`` messages (at most
+  1024 streams per connection); connection attempts beyond ``attempts_limit`` per IP within
+  ``attempts_window`` and URLs longer than ``max_url_chars`` are refused. Every limit a client
+  breaks is counted: :meth:`ServerStats.violations` lists them, for tests to fail on.
 - ``GET /api/v3/historicalTrades?symbol=&fromId=&limit=``: the trades the replay has already
   reached (withheld ones included), in Binance's REST format, weight 25 against a per-minute
   limit, answered with ``429`` and ``Retry-After`` beyond it.
+- ``GET /api/v3/exchangeInfo``: the symbols of a :class:`Market` (by default the tape's, all
+  ``TRADING``), with the status they have at the point the replay has reached; weight 20.
 - Times in milliseconds, or microseconds for a client that asks like Binance's opt-in
   (``&timeUnit=MICROSECOND`` on the stream, ``X-MBX-TIME-UNIT: MICROSECOND`` on REST), whatever
   unit the tape holds (:mod:`cryptolab.feeds.server.tapes`).
@@ -37,15 +43,22 @@ from aiohttp import WSMsgType, web
 from cryptolab.errors import CryptolabError
 from cryptolab.feeds.live.config import MAX_STREAMS_PER_CONNECTION
 from cryptolab.feeds.server.faults import Faults, ServerStats, Withhold
-from cryptolab.feeds.server.tapes import KLINE_MS, MICROSECOND, MILLISECOND, ServerTape, klines
+from cryptolab.feeds.server.market import (
+    AttemptWindow,
+    ControlRequest,
+    Market,
+    StatusChange,
+    control_request,
+)
+from cryptolab.feeds.server.rest import RestApi, json_response, time_unit
+from cryptolab.feeds.server.tapes import MILLISECOND, ServerTape
 from cryptolab.feeds.tapes.tape import read_frames
 from cryptolab.frames import server_shutdown_frame
 
-__all__ = ["Faults", "ReplayServer", "ServerStats", "Withhold"]
+__all__ = ["Faults", "Market", "ReplayServer", "ServerStats", "StatusChange", "Withhold"]
 
 log = logging.getLogger(__name__)
 
-WEIGHT = 25
 MESSAGES_PER_SECOND = 5
 
 
@@ -53,7 +66,7 @@ MESSAGES_PER_SECOND = 5
 class _Client:
     ws: web.WebSocketResponse
     request: web.Request
-    streams: frozenset[str]
+    streams: set[str]
     opened: float
     time_unit: str = MILLISECOND
     stalled: bool = False
@@ -73,8 +86,11 @@ class ReplayServer:
         port: int = 9443,
         start_now: bool = False,
         start_hold: float = 1.0,
+        market: Market | None = None,
     ) -> None:
         self.tape = ServerTape(frames)
+        self.market = market or Market.of(self.tape.symbols)
+        self.reached_ms: int | None = None  # event time the replay has reached
         self.speed = speed
         self.faults = faults or Faults()
         self.host, self.port = host, port
@@ -85,7 +101,7 @@ class ReplayServer:
         self._withheld = {(w.symbol, w.first_id, w.last_id) for w in self.faults.withhold}
         self._clients: set[_Client] = set()
         self._closing: set[asyncio.Task[None]] = set()
-        self._weights: deque[float] = deque()
+        self._attempts = AttemptWindow(self.faults.attempts_limit, self.faults.attempts_window)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._halt: asyncio.Event | None = None
@@ -140,9 +156,11 @@ class ReplayServer:
         self._halt = asyncio.Event()
         app = web.Application()
         app.router.add_get("/stream", self._stream)
-        app.router.add_get("/api/v3/historicalTrades", self._historical_trades)
-        app.router.add_get("/api/v3/ping", self._ping)
-        app.router.add_get("/api/v3/klines", self._klines)
+        rest = RestApi(self)
+        app.router.add_get("/api/v3/historicalTrades", rest.historical_trades)
+        app.router.add_get("/api/v3/ping", rest.ping)
+        app.router.add_get("/api/v3/exchangeInfo", rest.exchange_info)
+        app.router.add_get("/api/v3/klines", rest.klines)
         # 1024 streams make a ~20 KB request line
         runner = web.AppRunner(app, handle_signals=False, access_log=None, max_line_size=1 << 16)
         await runner.setup()
@@ -180,6 +198,9 @@ class ReplayServer:
                     await asyncio.sleep(delay)
             elif n % 200 == 0:
                 await asyncio.sleep(0)
+            if event_time is not None:
+                reached = event_time // 1000  # the tape's times are held in µs
+                self.reached_ms = max(self.reached_ms or reached, reached)
             if key is not None:
                 self.tape.reach(*key)
                 if self._is_withheld(*key):
@@ -221,6 +242,11 @@ class ReplayServer:
             await asyncio.sleep(period)
             await action()
 
+    def drop_all(self) -> None:
+        """Cut every connection now, like a network failure (from any thread)."""
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._drop_all(), self._loop).result(timeout=10)
+
     async def _drop_all(self) -> None:
         for client in list(self._clients):
             self.stats.drops += 1
@@ -256,18 +282,29 @@ class ReplayServer:
 
     # -- WebSocket -----------------------------------------------------------------------------
     async def _stream(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        attempts = self._attempts.attempt(request.remote or "?", loop.time())
+        self.stats.max_attempts_in_window = max(self.stats.max_attempts_in_window, attempts)
+        if attempts > self.faults.attempts_limit:
+            self.stats.attempts_refused += 1
+            return json_response({"code": -1003, "msg": "Too many connection attempts."}, 429)
+        if len(str(request.url)) > self.faults.max_url_chars:
+            self.stats.urls_too_long += 1
+            return json_response({"code": -1, "msg": "URL too long"}, 414)
         streams = [s for s in request.query.get("streams", "").split("/") if s]
-        if not streams or len(streams) > MAX_STREAMS_PER_CONNECTION:
-            return _json(
-                {"code": -1, "msg": f"1 to {MAX_STREAMS_PER_CONNECTION} streams required"}, 400
+        if len(streams) > MAX_STREAMS_PER_CONNECTION:
+            self.stats.stream_limit_refusals += 1
+            return json_response(
+                {"code": -1, "msg": f"at most {MAX_STREAMS_PER_CONNECTION} streams"}, 400
             )
-        unit = _time_unit(request.query.get("timeUnit"))
+        unit = time_unit(request.query.get("timeUnit"))
         if unit is None:
-            return _json({"code": -1, "msg": "timeUnit must be MILLISECOND or MICROSECOND"}, 400)
+            return json_response(
+                {"code": -1, "msg": "timeUnit must be MILLISECOND or MICROSECOND"}, 400
+            )
         ws = web.WebSocketResponse(autoping=False, heartbeat=None, max_msg_size=1 << 16)
         await ws.prepare(request)
-        loop = asyncio.get_running_loop()
-        client = _Client(ws, request, frozenset(streams), loop.time(), unit)
+        client = _Client(ws, request, set(streams), loop.time(), unit)
         self._clients.add(client)
         self.stats.connections += 1
         self.stats.open += 1
@@ -302,12 +339,50 @@ class ReplayServer:
             return False
         if kind is WSMsgType.PING:
             await client.ws.pong(data)
+        elif kind is WSMsgType.TEXT:
+            await self._control(client, data)
         elif kind is WSMsgType.PONG:
             self.stats.pongs_received += 1
             sent = client.awaiting.get(bytes(data))
             if sent is not None:  # this pong also answers every older ping
                 client.awaiting = {p: t for p, t in client.awaiting.items() if t > sent}
         return True
+
+    async def _control(self, client: _Client, text: str) -> None:
+        """SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS, answered like Binance."""
+        request = control_request(text)
+        if not isinstance(request, ControlRequest):
+            self.stats.bad_requests += 1
+            await _send(client, {"error": {"code": 2, "msg": request}, "id": None})
+            return
+        self.stats.control_requests += 1
+        reply: dict[str, Any] = {"result": None, "id": request.id}
+        if request.method == "SUBSCRIBE":
+            wanted = client.streams | set(request.streams)
+            if len(wanted) > MAX_STREAMS_PER_CONNECTION:
+                self.stats.stream_limit_refusals += 1
+                reply = {
+                    "error": {"code": 2, "msg": "Invalid request: too many streams"},
+                    "id": request.id,
+                }
+            else:
+                client.streams = wanted
+                self.stats.largest_subscription = max(self.stats.largest_subscription, len(wanted))
+        elif request.method == "UNSUBSCRIBE":
+            client.streams = client.streams - set(request.streams)
+        else:
+            reply["result"] = sorted(client.streams)
+        await _send(client, reply)
+
+    def subscriptions(self) -> list[set[str]]:
+        """The streams of each open connection now (read from any thread)."""
+        if self._loop is None:
+            return []
+
+        async def collect() -> list[set[str]]:
+            return [set(c.streams) for c in self._clients if not c.ws.closed]
+
+        return asyncio.run_coroutine_threadsafe(collect(), self._loop).result(timeout=10)
 
     async def _keepalive(self, client: _Client) -> None:
         """Pings, the pong deadline and the connection age limit."""
@@ -336,68 +411,7 @@ class ReplayServer:
                 await client.ws.close(code=1008, message=b"pong timeout")
                 return
 
-    # -- REST ----------------------------------------------------------------------------------
-    async def _ping(self, request: web.Request) -> web.Response:
-        return _json({})
 
-    async def _historical_trades(self, request: web.Request) -> web.Response:
-        self.stats.rest_requests += 1
-        now = time.monotonic()
-        while self._weights and self._weights[0] <= now - 60.0:
-            self._weights.popleft()
-        used = WEIGHT * len(self._weights)
-        if (
-            self.stats.rest_requests <= self.faults.rest_fail_first
-            or used + WEIGHT > self.faults.weight_limit
-        ):
-            self.stats.rest_throttled += 1
-            headers = {"Retry-After": str(self.faults.retry_after)}
-            return _json({"code": -1003, "msg": "Too many requests."}, 429, headers)
-        self._weights.append(now)
-        headers = {"X-MBX-USED-WEIGHT-1M": str(used + WEIGHT)}
-        symbol = request.query.get("symbol", "").upper()
-        try:
-            limit = int(request.query.get("limit", "500"))
-            from_id = request.query.get("fromId")
-            start = None if from_id is None else int(from_id)
-        except ValueError:
-            return _json({"code": -1100, "msg": "Illegal characters in parameter."}, 400, headers)
-        if symbol not in self.tape.symbols:
-            return _json({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
-        if not 1 <= limit <= 1000:
-            return _json({"code": -1100, "msg": "limit must be 1..1000"}, 400, headers)
-        unit = _time_unit(request.headers.get("X-MBX-TIME-UNIT"))
-        if unit is None:
-            return _json({"code": -1100, "msg": "Invalid time unit."}, 400, headers)
-        return _json(self.tape.history(symbol, start, limit, unit), headers=headers)
-
-    async def _klines(self, request: web.Request) -> web.Response:
-        """``/api/v3/klines``: klines of the trades reached so far (Binance's row format)."""
-        symbol = request.query.get("symbol", "").upper()
-        width = KLINE_MS.get(request.query.get("interval", ""))
-        unit = _time_unit(request.headers.get("X-MBX-TIME-UNIT"))
-        try:
-            limit = int(request.query.get("limit", "500"))
-            start = int(request.query.get("startTime", "0"))
-            end = int(request.query.get("endTime", str(2**62)))
-        except ValueError:
-            return _json({"code": -1100, "msg": "Illegal characters in parameter."}, 400)
-        if symbol not in self.tape.symbols:
-            return _json({"code": -1121, "msg": "Invalid symbol."}, 400)
-        if width is None or unit is None or not 1 <= limit <= 1000:
-            return _json({"code": -1120, "msg": "Invalid interval, time unit or limit."}, 400)
-        return _json(klines(self.tape.reached(symbol), width, start, end, unit)[:limit])
-
-
-def _time_unit(value: str | None) -> str | None:
-    """Binance's ``timeUnit``: absent = milliseconds; MILLISECOND or MICROSECOND in any case."""
-    if value is None:
-        return MILLISECOND
-    unit = value.strip().upper()
-    return unit if unit in (MILLISECOND, MICROSECOND) else None
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
+async def _send(client: _Client, body: Any) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await client.ws.send_str(orjson.dumps(body).decode())

@@ -39,10 +39,16 @@ class Faults:
     rest_fail_first: int = 0  # answer the first N REST calls with 429
     retry_after: int = 1
     weight_limit: int = 6000  # per minute
+    # Binance's limits, held as a violation when exceeded (tests shrink the window)
+    attempts_limit: int = 300  # connection attempts per IP...
+    attempts_window: float = 300.0  # ...in this many seconds
+    max_url_chars: int = 8004  # longer stream URLs are refused (reported by users of Binance)
 
 
 @dataclass
 class ServerStats:
+    """What the server saw. :meth:`violations` lists every Binance limit a client broke."""
+
     connections: int = 0
     open: int = 0
     largest_subscription: int = 0  # most streams on one connection
@@ -59,3 +65,21 @@ class ServerStats:
     max_messages_per_second: int = 0
     rest_requests: int = 0
     rest_throttled: int = 0
+    exchange_info_requests: int = 0
+    control_requests: int = 0  # SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS received
+    bad_requests: int = 0  # text messages that are not a valid request
+    max_attempts_in_window: int = 0  # most connection attempts of one IP within the window
+    attempts_refused: int = 0  # over the attempt limit
+    urls_too_long: int = 0
+    stream_limit_refusals: int = 0  # a subscription past 1024 streams on one connection
+
+    def violations(self) -> list[str]:
+        """Every limit a client exceeded (empty when it kept them all)."""
+        found = {
+            "connections closed for sending more than 5 messages in a second": self.rate_violations,
+            "connection attempts refused over the per-IP limit": self.attempts_refused,
+            "connections refused for a URL over the length limit": self.urls_too_long,
+            "subscriptions refused past 1024 streams on a connection": self.stream_limit_refusals,
+            "malformed control messages": self.bad_requests,
+        }
+        return [f"{what}: {count}" for what, count in found.items() if count]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cryptolab.errors import FeedError
 from cryptolab.feeds.live.binance import BinanceFeed, probe
+from cryptolab.feeds.live.universe import ExchangeUnreachable, describe, resolve_symbols
 from cryptolab.feeds.tapes.tape import open_tape
 from cryptolab.settings import Settings
 
@@ -25,11 +26,19 @@ class RecordResult:
 def record(
     settings: Settings, out: Path, seconds: float | None, stop: threading.Event | None = None
 ) -> RecordResult:
-    """Record ``settings.symbols`` until ``seconds`` pass or ``stop`` is set.
+    """Record ``settings.symbols`` (``all``: every trading symbol, followed as listings
+    change) until ``seconds`` pass or ``stop`` is set.
 
     Recording keeps no gap state: the last trade ids saved for ``cryptolab up`` stay untouched.
     """
-    reason = probe(settings.binance_ws_url, settings.symbols, settings.connect_timeout_seconds)
+    try:
+        symbols = resolve_symbols(settings)
+    except ExchangeUnreachable as exc:
+        raise FeedError(
+            f"cannot read the symbol list ({exc}): check the network, or set "
+            "CRYPTOLAB_BINANCE_REST_URL"
+        ) from exc
+    reason = probe(settings.binance_ws_url, symbols, settings.connect_timeout_seconds)
     if reason is not None:
         raise FeedError(
             f"cannot reach Binance at {settings.binance_ws_url} ({reason}): check the network, "
@@ -37,7 +46,8 @@ def record(
         )
     stop = stop or threading.Event()
     timer = threading.Timer(seconds, stop.set) if seconds else None
-    feed = BinanceFeed.from_settings(settings, persist=False)
+    feed = BinanceFeed.from_settings(settings, persist=False, symbols=symbols)
+    log.info("recording %s", describe(settings, symbols))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
