@@ -34,14 +34,14 @@ def _profiled(label: str, fn: Any, interval: float = 0.0002) -> None:
 
 def parse() -> None:
     from cryptolab.bus.producer import BATCH_FRAMES
-    from cryptolab.model import parse_frame, parse_frames
+    from cryptolab.model import now_us, parse_frame, parse_frames
 
     frames = list(synth_frames(["BTCUSDT", "ETHUSDT"], 120, 50, seed=1))
 
     def batches() -> None:
         for _ in range(40):
             for start in range(0, len(frames), BATCH_FRAMES):
-                parse_frames(frames[start : start + BATCH_FRAMES], 0)
+                parse_frames(frames[start : start + BATCH_FRAMES], now_us())
 
     def one_by_one() -> None:
         for _ in range(40):

@@ -48,6 +48,10 @@ MICROS_FROM = 10**14
 """A raw Binance time at or above this is in microseconds, below it in milliseconds: today's
 times are ~1.7e12 ms or ~1.7e15 µs, and the two ranges cannot meet before the year 5138 (ms)
 or after 1973 (µs). data.binance.vision's own files switched unit on 2025-01-01 this way."""
+MAX_AHEAD_US = 600 * 1_000_000
+"""A trade time more than this after the producer's clock (``ingest_time``) is refused: no real
+trade is ten minutes in the future, and one far ahead (a fuzzed year 2255) would move the
+stream's watermark past every on-time trade, leaving their candles to the reconcile."""
 TIME_UNIT = "us"
 """The ``time_unit`` of a Kafka value written by this release (see the module docstring)."""
 
@@ -240,12 +244,15 @@ def _fast_parse(frame: str | bytes, ingest_time: int) -> Trade | None:
     ):
         return None
     T, E = data.T, data.E
+    trade_time = T if T >= MICROS_FROM else T * 1000
+    if trade_time > ingest_time + MAX_AHEAD_US:
+        return None
     return Trade(
         symbol,
         data.t,
         data.p,
         data.q,
-        T if T >= MICROS_FROM else T * 1000,
+        trade_time,
         E if E >= MICROS_FROM else E * 1000,
         data.m,
         ingest_time,
@@ -293,15 +300,25 @@ def parse_frame(frame: str | bytes, ingest_time: int | None = None) -> Trade:
     price, qty = _decimal_field(data, "p", "price"), _decimal_field(data, "q", "quantity")
     if Decimal(price) * Decimal(qty) > MAX_QUOTE:
         raise FrameError(f"price x quantity is too large (> {MAX_QUOTE:.0e}): {price} x {qty}")
+    trade_id = _int_field(data, "t", "trade id")
+    trade_time = to_micros(_int_field(data, "T", "trade time"))
+    event_time = to_micros(_int_field(data, "E", "event time"))
+    is_buyer_maker = _bool_field(data, "m", "buyer-maker flag")
+    ingest = now_us() if ingest_time is None else ingest_time
+    if trade_time > ingest + MAX_AHEAD_US:
+        raise FrameError(
+            f"trade time ('T') {trade_time} µs is more than {MAX_AHEAD_US // 60_000_000} minutes "
+            f"after this machine's clock ({ingest} µs): check the clock, or the frame is wrong"
+        )
     return Trade(
         symbol=symbol,
-        trade_id=_int_field(data, "t", "trade id"),
+        trade_id=trade_id,
         price=price,
         qty=qty,
-        trade_time=to_micros(_int_field(data, "T", "trade time")),
-        event_time=to_micros(_int_field(data, "E", "event time")),
-        is_buyer_maker=_bool_field(data, "m", "buyer-maker flag"),
-        ingest_time=now_us() if ingest_time is None else ingest_time,
+        trade_time=trade_time,
+        event_time=event_time,
+        is_buyer_maker=is_buyer_maker,
+        ingest_time=ingest,
     )
 
 
@@ -377,6 +394,9 @@ def _fast_batch(frames: Sequence[str | bytes], ingest_time: int) -> list[Trade] 
         return None
     decimals = "\n".join([d.p for d in data] + [d.q for d in data])
     if _CANONICAL_LINES.fullmatch(decimals) is None:
+        return None
+    latest = ingest_time + MAX_AHEAD_US
+    if any((d.T if d.T >= MICROS_FROM else d.T * 1000) > latest for d in data):
         return None
     symbols = [d.s for d in data]
     letters = "".join(symbols)  # no newline in any symbol, so the joins below are unambiguous

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptolab.bus.security import spark_kafka_options
 from cryptolab.errors import StreamingError
-from cryptolab.model import MAX_QUOTE, TIME_UNIT
+from cryptolab.model import MAX_AHEAD_US, MAX_QUOTE, TIME_UNIT
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
 from cryptolab.streaming.sink import StoreSink
@@ -194,6 +194,11 @@ def _reason() -> Any:
     for name in ("trade_id", "trade_time", "event_time", "is_buyer_maker", "ingest_time"):
         reason = reason.when(F.col(name).isNull(), F.lit(f"schema mismatch: {name}"))
     reason = reason.when(F.col("trade_id") < 0, F.lit("negative trade_id"))
+    ahead = MAX_AHEAD_US // 1_000_000
+    reason = reason.when(
+        F.col("trade_time") > F.col("ingest_time") + F.expr(f"INTERVAL {ahead} SECONDS"),
+        F.lit(f"trade_time more than {ahead} s after ingest_time"),
+    )
     for name in ("price", "qty"):
         reason = reason.when(
             F.col(f"{name}_text").isNull(), F.lit(f"{name} is not a decimal string")

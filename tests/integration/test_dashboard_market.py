@@ -205,7 +205,9 @@ def test_the_page_route_and_the_chart_link(market: dict[str, Any]) -> None:
 
 def test_market_page_needs_the_password_too(make_settings_module: Any) -> None:
     settings = make_settings_module(
-        dash_port=free_port(), dash_user="viewer", dash_password="s3cret-market"
+        dash_port=free_port(),
+        dash_user="viewer",
+        dash_password="s3cret-market",  # pragma: allowlist secret
     )
     server = DashServer.start(open_store(settings), settings)
     try:

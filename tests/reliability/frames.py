@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -192,9 +193,9 @@ def _loads(data: str | bytes) -> Any:
     return _decoder().decode(text)
 
 
-def classify_frame(frame: str | bytes) -> str | None:
-    """None if ``frame`` is a usable Binance trade frame (combined or raw stream), else what is
-    wrong with it."""
+def classify_frame(frame: str | bytes, clock_us: int | None = None) -> str | None:
+    """None if ``frame`` is a usable Binance trade frame (combined or raw stream) for a producer
+    whose clock reads ``clock_us`` (default: now), else what is wrong with it."""
     try:
         message = _loads(frame)
     except (ValueError, UnicodeError, RecursionError):
@@ -217,7 +218,18 @@ def classify_frame(frame: str | bytes) -> str | None:
         return "price x qty too large"
     if not isinstance(data.get("m"), bool):
         return "bad flag"
+    clock = time.time_ns() // 1000 if clock_us is None else clock_us
+    if _micros(data["T"]) > clock + AHEAD_US:
+        return "trade time ahead of the clock"
     return None
+
+
+AHEAD_US = 600_000_000
+"""Ten minutes: a trade later than the producer's clock by more than this is refused."""
+
+
+def _micros(raw: int) -> int:
+    return raw if raw >= US_FROM else raw * 1000
 
 
 def expected_trade(frame: str | bytes) -> tuple[Any, ...]:
@@ -328,6 +340,9 @@ def classify_value(value: bytes | None) -> str | None:
         return "price x qty too large"
     if not isinstance(row.get("is_buyer_maker"), bool):
         return "bad flag"
+    scale = 1 if "time_unit" in row else 1000
+    if row["trade_time"] * scale > row["ingest_time"] * scale + AHEAD_US:
+        return "trade time ahead of ingest time"
     return None
 
 

@@ -71,6 +71,14 @@ VALID: dict[str, Any] = {
     "market-text.value": st.sampled_from(["BTC", "", None]),
     "market-state.data": st.none(),
     "market-map.clickData": st.just({"points": [{"label": "BTCUSDT"}]}),
+    "market-table.sort_by": st.sampled_from(
+        [
+            [],
+            [{"column_id": "change_24h", "direction": "desc"}],
+            [{"column_id": "symbol", "direction": "asc"}],
+        ]
+    ),
+    "market-table.page_current": st.integers(min_value=0, max_value=5) | st.none(),
 }
 
 

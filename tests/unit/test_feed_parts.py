@@ -21,6 +21,8 @@ from cryptolab.frames import (
 from cryptolab.model import parse_frame
 from cryptolab.settings import load_settings
 
+LATE = 2**62  # µs: the producer's clock, after any trade time a test uses
+
 
 class Clock:
     def __init__(self) -> None:
@@ -112,7 +114,7 @@ def test_a_rest_trade_becomes_a_tagged_frame_the_parser_accepts() -> None:
         "isBestMatch": True,
     }
     trade_id, frame = rest_trade_frame("BNBBTC", item)
-    trade = parse_frame(frame, ingest_time=0)
+    trade = parse_frame(frame, ingest_time=LATE)
     assert trade_id == 28457 == trade.trade_id
     assert (trade.price, trade.qty, trade.trade_time, trade.event_time) == (
         "4.00000100",

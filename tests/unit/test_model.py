@@ -6,6 +6,8 @@ import pytest
 from cryptolab.errors import FrameError
 from cryptolab.model import Trade, parse_frame, parse_frames
 
+NOW = 1_800_000_000_000_000  # µs, 2027-01-15: the producer's clock, after every trade here
+
 GOOD = {
     "stream": "btcusdt@trade",
     "data": {
@@ -32,25 +34,26 @@ def framed(stream: str, **changes: object) -> str:
 
 
 def test_parses_a_combined_stream_frame_exactly() -> None:
-    trade = parse_frame(frame(), ingest_time=7)
+    trade = parse_frame(frame(), ingest_time=NOW)
     assert trade == Trade(
         "BTCUSDT", 4242, "97000.01000000", "0.00150000", 1732867200120_000, 1732867200123_000,
-        True, 7,
+        True, NOW,
     )  # fmt: skip
 
 
 def test_microsecond_frames_keep_their_microseconds() -> None:
     """Binance's timeUnit=MICROSECOND: E and T in µs; both parsers keep every digit."""
     micro = frame(T=1735689600000123, E=1735689600000999)
-    for trade in (parse_frame(micro, ingest_time=7), parse_frames([micro] * 20, 7)[0]):
+    for trade in (parse_frame(micro, ingest_time=NOW), parse_frames([micro] * 20, NOW)[0]):
         assert isinstance(trade, Trade)
         assert (trade.trade_time, trade.event_time) == (1735689600000123, 1735689600000999)
 
 
 def test_the_unit_is_told_by_size_at_the_boundary() -> None:
-    assert parse_frame(frame(T=10**14 - 1, E=0)).trade_time == (10**14 - 1) * 1000  # ms
-    assert parse_frame(frame(T=10**14, E=0)).trade_time == 10**14  # µs
-    assert parse_frame(frame(T=0, E=0)).trade_time == 0
+    late = 2**62  # a clock after year 5138, so the times below are not "ahead" of it
+    assert parse_frame(frame(T=10**14 - 1, E=0), late).trade_time == (10**14 - 1) * 1000  # ms
+    assert parse_frame(frame(T=10**14, E=0), late).trade_time == 10**14  # µs
+    assert parse_frame(frame(T=0, E=0), late).trade_time == 0
 
 
 def test_the_kafka_value_says_its_unit_and_old_values_read_as_milliseconds() -> None:
@@ -153,8 +156,22 @@ def test_a_batch_keeps_each_frame_to_itself() -> None:
     """Two messages in one frame and an empty frame: two reasons, not two trades shifted by one."""
     other = frame(t=4243)
     batch = [frame(), f"{frame()} {other}", "", other]
-    results = parse_frames(batch, ingest_time=7)
-    assert results[0] == parse_frame(frame(), ingest_time=7)
+    results = parse_frames(batch, ingest_time=NOW)
+    assert results[0] == parse_frame(frame(), ingest_time=NOW)
     assert isinstance(results[1], FrameError) and "invalid JSON" in results[1].reason
     assert isinstance(results[2], FrameError) and "invalid JSON" in results[2].reason
-    assert results[3] == parse_frame(other, ingest_time=7)
+    assert results[3] == parse_frame(other, ingest_time=NOW)
+
+
+def test_a_trade_far_ahead_of_the_clock_is_refused_on_both_paths() -> None:
+    """A valid-looking trade ten minutes or more after the producer's clock (a fuzzed year 2255
+    did this) would move the stream's watermark past every on-time trade: refused, with why."""
+    clock = 1732867200120_000  # GOOD's trade time, in µs
+    just = frame(T=1732867200120 + 600_000)  # exactly ten minutes ahead: still a trade
+    assert parse_frame(just, ingest_time=clock).trade_time == clock + 600_000_000
+    ahead = frame(T=1732867200120 + 600_001)
+    with pytest.raises(FrameError, match="more than 10 minutes after this machine's clock"):
+        parse_frame(ahead, ingest_time=clock)
+    batch = parse_frames([frame()] * 20 + [ahead], clock)
+    assert all(isinstance(t, Trade) for t in batch[:20])
+    assert isinstance(batch[20], FrameError)

@@ -5,6 +5,7 @@ Under CI (the "ci" hypothesis profile, tests/conftest.py) the examples are deran
 same on every run, so a failure reproduces."""
 
 import json
+import time
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -15,13 +16,15 @@ from cryptolab.model import MAX_DECIMAL, Trade, parse_frame, parse_frames
 from tests.reliability.frames import classify_frame, expected_trade, frames
 from tests.tools import in_ci
 
+CLOCK = time.time_ns() // 1000  # µs: the producer's clock for every parse here
+
 
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_any_frame_gives_a_trade_or_a_reason(frame: str | bytes) -> None:
-    verdict = classify_frame(frame)
+    verdict = classify_frame(frame, CLOCK)
     try:
-        trade = parse_frame(frame, ingest_time=1)
+        trade = parse_frame(frame, ingest_time=CLOCK)
     except FrameError as exc:
         assert exc.reason
         assert verdict is not None, f"good frame rejected: {exc.reason}"
@@ -84,7 +87,7 @@ def _one_by_one(batch: list[str | bytes]) -> list[Trade | str]:
     out: list[Trade | str] = []
     for frame in batch:
         try:
-            out.append(parse_frame(frame, ingest_time=1))
+            out.append(parse_frame(frame, ingest_time=CLOCK))
         except FrameError as exc:
             out.append(exc.reason)
     return out
@@ -110,7 +113,7 @@ def test_a_batch_gives_exactly_what_each_frame_gives_alone(
     ]
     for index, frame in odd:  # a few unusual frames anywhere in the batch
         batch.insert(min(index, len(batch)), frame)
-    got = [r.reason if isinstance(r, FrameError) else r for r in parse_frames(batch, 1)]
+    got = [r.reason if isinstance(r, FrameError) else r for r in parse_frames(batch, CLOCK)]
     assert got == _one_by_one(batch)
 
 

@@ -13,6 +13,8 @@ from cryptolab.feeds.tapes.tape import read_frames
 from cryptolab.feeds.tapes.vision import vision_frames
 from cryptolab.model import parse_frame
 
+LATE = 2**62  # µs: the producer's clock, after any trade time a test uses
+
 # 2024 files: milliseconds; 2025 files: microseconds
 ROWS_2024 = (
     "3327890000,93429.99000000,0.00010000,9.34299900,1735689599996,True,True\n"
@@ -31,7 +33,7 @@ def test_csv_and_zip_become_frames_with_the_files_own_times(tmp_path: Path) -> N
     with zipfile.ZipFile(zip_path, "w") as archive:
         archive.write(csv_path, csv_path.name)
     for path in (csv_path, zip_path):
-        trades = [parse_frame(f, ingest_time=0) for f in vision_frames(path, "btcusdt")]
+        trades = [parse_frame(f, ingest_time=LATE) for f in vision_frames(path, "btcusdt")]
         assert [t.trade_id for t in trades] == [3327890000, 3327890001, 3327890002, 3327890003]
         assert [t.trade_time for t in trades] == [  # µs: the 2025 rows keep theirs exactly
             1735689599996_000,
