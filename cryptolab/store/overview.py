@@ -37,7 +37,13 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from cryptolab.store.client import Store
-from cryptolab.store.rollups import MINUTE, floor_time, newest_window, refresh_rollups
+from cryptolab.store.rollups import (
+    MINUTE,
+    RefreshReport,
+    floor_time,
+    newest_window,
+    refresh_rollups,
+)
 from cryptolab.store.schema import MARKET_1H, MARKET_1M, MARKET_10S, MARKET_LATEST, TS
 from cryptolab.times import to_utc
 
@@ -280,7 +286,8 @@ def _assemble(store: Store, base: _Base | None, minute: datetime) -> MarketSnaps
 def snapshot(store: Store) -> MarketSnapshot:
     """The overview of ``store`` now, read synchronously (rollups refreshed first). A dashboard
     uses :class:`MarketOverview`, which keeps the slow part off its requests."""
-    refresh_rollups(store)
+    if store.shared is None:  # read through the share, the writing process keeps them
+        refresh_rollups(store)
     newest = newest_window(store)
     if newest is None:
         return MarketSnapshot(None, None, (), True)
@@ -364,9 +371,11 @@ class MarketOverview:
             if self._open_worker is not None:  # opened on first use, not with the dashboard
                 opener, self._open_worker = self._open_worker, None
                 self.worker = opener()
-            report = refresh_rollups(self.worker)
+            # read through the share, the rollups are the writing process's to keep (read-only)
+            shared = self.worker.shared is not None
+            report = RefreshReport() if shared else refresh_rollups(self.worker)
             base = self._base
-            if base is None or base.minute != minute or report.rewritten_hours:
+            if shared or base is None or base.minute != minute or report.rewritten_hours:
                 self._base = _base_with_rows(self.worker, minute)
             self.error = None
         except Exception as exc:  # the next snapshot tries again; the page says why

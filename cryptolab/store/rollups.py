@@ -5,11 +5,16 @@ A refresh recomputes the minutes since the previous one (all of :data:`HORIZON` 
 and every older hour in which a candle was written since (a late trade, a reconcile, a batch
 load: ``market_10s.updated_at`` has a min-max index, so finding them reads only new granules).
 Bookmarks live in ``market_state``, so another process picks up where this one stopped.
+
+The process that writes the store keeps them fresh (:class:`RollupKeeper`, run by the streaming
+job every :data:`KEEP_EVERY` seconds); a dashboard in that process refreshes them too (one
+refresh at a time per process), and one reading through the read-only share only reads them.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +33,10 @@ MARGIN = timedelta(seconds=60)
 """Writes that may still be in flight when a refresh starts: looked at again next time."""
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+KEEP_EVERY = 20.0
+"""Seconds between two refreshes by the process that writes the store."""
+_REFRESH = threading.Lock()
+"""One refresh at a time in a process (the streaming job's keeper and a dashboard's)."""
 
 
 def floor_time(moment: datetime, step: timedelta) -> datetime:
@@ -152,6 +161,11 @@ def refresh_rollups(store: Store) -> RefreshReport:
     last refresh (all of :data:`HORIZON` the first time), and every older bucket holding a
     candle written since (a late trade, a reconcile, a batch load). Idempotent; the minute still
     open is left to the readers."""
+    with _REFRESH:
+        return _refresh(store)
+
+
+def _refresh(store: Store) -> RefreshReport:
     started = time.perf_counter()
     report = RefreshReport()
     newest = newest_window(store)
@@ -176,3 +190,31 @@ def refresh_rollups(store: Store) -> RefreshReport:
         minute.isoformat(), edge.isoformat(), report.rewritten_hours, report.seconds,
     )  # fmt: skip
     return report
+
+
+class RollupKeeper:
+    """Refreshes the rollups every ``every`` seconds on a daemon thread until :meth:`stop`; a
+    failure is logged and tried again next time (the overview then lags, the stream goes on)."""
+
+    def __init__(self, store: Store, every: float = KEEP_EVERY) -> None:
+        self.store, self.every = store, every
+        self.refreshes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="market-rollups", daemon=True)
+
+    def start(self) -> RollupKeeper:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                refresh_rollups(self.store)
+                self.refreshes += 1
+            except Exception as exc:
+                log.warning("refreshing the market rollups failed error=%r", exc)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

@@ -24,6 +24,7 @@ from cryptolab.errors import StreamingError
 from cryptolab.model import MAX_AHEAD_US, MAX_QUOTE, TIME_UNIT
 from cryptolab.settings import Settings
 from cryptolab.store.client import Store
+from cryptolab.store.rollups import RollupKeeper
 from cryptolab.streaming.sink import StoreSink
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,7 @@ class StreamingJob:
     queries: dict[str, Any] = field(default_factory=dict)
     sink: StoreSink | None = None
     metrics: Any = None
+    rollups: RollupKeeper | None = None
 
     @property
     def checkpoint_root(self) -> Path:
@@ -265,6 +267,7 @@ class StreamingJob:
         )
         sink.bind("stream", str(self.queries["stream"].id))
         self.sink = sink
+        self.rollups = RollupKeeper(self.store).start()  # the market overview's, kept by the writer
         log.info("streaming started topic=%s trigger=%s", self.settings.topic, trigger)
         return self
 
@@ -340,6 +343,8 @@ class StreamingJob:
                 query.stop()
             except Exception as exc:  # stopping must go on (the listener, the caller)
                 log.warning("stopping query %s failed error=%r", name, exc)
+        if self.rollups is not None:
+            self.rollups.stop()
         if self.metrics is not None:
             self.metrics.flush(list(self.queries.values()))  # also writes the rows held back
             self.spark.streams.removeListener(self.metrics)

@@ -8,6 +8,8 @@ reconcile writes into a window hours old (the rollups must notice and recompute 
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,9 @@ import pytest
 from cryptolab.batch.load import load_frames
 from cryptolab.feeds.tapes.synth import DEFAULT_START_MS, synth_frames
 from cryptolab.store import Store, open_store
+from cryptolab.store.endpoint import Endpoint
 from cryptolab.store.overview import MarketOverview, MarketSnapshot, snapshot
-from cryptolab.store.rollups import refresh_rollups
+from cryptolab.store.rollups import RollupKeeper, refresh_rollups
 from cryptolab.store.schema import MARKET_1M, MARKET_10S, MARKET_STATE
 from tests.reference import reference_overview, tape_trades
 
@@ -148,3 +151,47 @@ def test_an_empty_store_has_an_empty_overview(make_settings: Any) -> None:
     snap = snapshot(store)
     assert snap.rows == () and snap.newest is None
     assert MarketOverview(store).snapshot().rows == ()
+
+
+def _late_btc_trade(frames: list[str], hours_back: int, trade_id: int) -> str:
+    newest = max(json.loads(f)["data"]["T"] for f in frames)
+    return json.dumps({
+        "stream": "btcusdt@trade",
+        "data": {"e": "trade", "E": newest + 5, "s": "BTCUSDT", "t": trade_id,
+                 "p": "100.00000000", "q": "1.00000000", "T": newest - hours_back * HOUR_MS,
+                 "m": False, "M": True},
+    })  # fmt: skip
+
+
+def _bookmark(store: Store) -> list[tuple[Any, ...]]:
+    return store.query_rows(f"SELECT * FROM {store.table(MARKET_STATE)} FINAL ORDER BY ALL")
+
+
+def test_the_writer_keeps_the_rollups_and_a_shared_reader_only_reads(loaded: Any) -> None:
+    """The process writing the store refreshes the rollups on its own (the streaming job's
+    keeper); a dashboard reading through the read-only share must not try to (it would fail on
+    every refresh), and still serves the overview from what the writer rolled up."""
+    store, frames, _ = loaded
+    snapshot(store)  # up to date
+    load_frames(store, [_late_btc_trade(frames, 5, 2)], "late-keeper")
+    keeper = RollupKeeper(store, every=0.2).start()
+    try:
+        deadline = time.monotonic() + 60
+        while keeper.refreshes < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        keeper.stop()
+    assert keeper.refreshes >= 1
+    assert refresh_rollups(store).rewritten_hours == 0, "the keeper rolled the late write up"
+
+    load_frames(store, [_late_btc_trade(frames, 6, 3)], "late-reader")  # a refresh would write
+    before = _bookmark(store)
+    endpoint = Endpoint("http://127.0.0.1:1/", os.getpid(), store.url)
+    reader = Store(store.client, store.database, store.url, shared=endpoint)
+    overview = MarketOverview(reader)
+    snap = overview.snapshot(wait=True)
+    assert overview.error is None, overview.error
+    assert snap.complete and len(snap.rows) == 4
+    assert snapshot(reader).rows == snap.rows
+    assert _bookmark(store) == before, "a reader through the share wrote the rollups' bookmark"
+    assert refresh_rollups(store).rewritten_hours >= 1, "the late write was left to the writer"
