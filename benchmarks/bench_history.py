@@ -42,6 +42,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import Baseline, Clause, Result
 from cryptolab.batch.download import Archive
 from cryptolab.batch.history import load_history
 from cryptolab.batch.load import load_tape
@@ -231,6 +232,38 @@ def interleaved(fns: list[Callable[[], Any]], rounds: int) -> list[list[float]]:
             fns[index]()
             times[index].append(time.perf_counter() - started)
     return times
+
+
+def history_row(rounds: int, trades: int) -> Result:
+    """`make bench` row 12: `history load` of one downloaded day (ours) beside the tape path
+    (baseline), interleaved rounds; a failed check (a trade missing) fails the row."""
+    work = Path(tempfile.mkdtemp(prefix="cryptolab-bench-history-"))
+    try:
+        row = run(trades, rounds, work)
+    except AssertionError as exc:
+        return Result(12, "history load", "trades/s", [], f">= {TARGET:,.0f} trades/s", [],
+                      error=str(exc))  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    extra = row["extra"]
+    ours = [trades / t for t in extra["seconds_ours"]]
+    median_rate = statistics.median(ours)
+    return Result(
+        id=12,
+        measure=f"history load of a downloaded day ({trades:,} trades, Binance's zip) into the "
+        "embedded store",
+        unit="trades/s",
+        ours=ours,
+        target=row["target"],
+        clauses=[Clause(f">= {TARGET:,.0f} trades/s", median_rate, median_rate >= TARGET)],
+        baselines=[
+            Baseline(
+                "tape import + replay (batch load, no Kafka/Spark)",
+                [trades / t for t in extra["seconds_tape_path"]],
+            )
+        ],
+        extra=extra,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

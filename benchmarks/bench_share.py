@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.common import machine, median, percentile
+from benchmarks.common import Baseline, Clause, Result, machine, median, percentile
 from cryptolab.bus.broker import LocalBroker
 from cryptolab.feeds.source import Source
 from cryptolab.feeds.tapes.synth import synth_frames
@@ -152,7 +152,7 @@ def one_run(broker: str, seconds: float, rate: float, readers: int) -> dict[str,
             stack.stop()
     lost = sum(max(0, n - int(stored.get(s, 0))) for s, n in sent.count.items())
     miscounted = sum(abs(n - int(counted.get(s, 0))) for s, n in sent.count.items())
-    body = latencies[len(latencies) // 10 :]  # drop the warm-up tenth
+    body = latencies  # every trade counts, the first ones (a cold JVM) included
     lat = [q for r in reader_results for q in r.get("latencies_s", [])]
     return {
         "readers": readers,
@@ -168,6 +168,54 @@ def one_run(broker: str, seconds: float, rate: float, readers: int) -> dict[str,
         "reader_query_p50_s": round(median(lat), 3) if lat else None,
         "reader_query_p99_s": round(percentile(lat, 99), 3) if lat else None,
     }
+
+
+def share_row(bootstrap: str, repeats: int, seconds: float, readers: int = 4) -> Result:
+    """`make bench` row 10: freshness p99 with ``readers`` live readers (ours) beside the same
+    run without readers (baseline), alternating within each repeat, on the run's broker."""
+    runs: list[dict[str, Any]] = []
+    for repeat in range(repeats):
+        for count in (0, readers) if repeat % 2 == 0 else (readers, 0):
+            runs.append(one_run(bootstrap, seconds, 460.0, count))
+    alone = [r for r in runs if r["readers"] == 0]
+    shared = [r for r in runs if r["readers"] > 0]
+    p99_alone = median([r["freshness_p99_s"] for r in alone])
+    p99_shared = median([r["freshness_p99_s"] for r in shared])
+    lost = sum(r["trades_lost"] + r["candle_count_errors"] for r in runs)
+    failed_reads = sum(r["reader_errors"] for r in shared)
+    answered = all(r["reader_processes_ok"] == readers for r in shared)
+    every_second = all(r["reader_queries"] >= 0.8 * readers * seconds for r in shared)
+    error = None
+    if lost:
+        error = f"{lost} trades lost or miscounted by the candles"
+    elif failed_reads or not answered:
+        error = f"{failed_reads} reader queries failed; all readers answered: {answered}"
+    return Result(
+        id=10,
+        measure=f"freshness p99 at 460 trades/s with {readers} processes reading the live store "
+        "every second through the share",
+        unit="s",
+        ours=[r["freshness_p99_s"] for r in shared],
+        target=f"<= {TOLERANCE:g} x the same run without readers; 0 lost",
+        clauses=[
+            Clause(
+                f"p99 <= {TOLERANCE:g} x without readers",
+                round(p99_shared / p99_alone, 3),
+                p99_shared <= TOLERANCE * p99_alone,
+            ),
+            Clause("readers queried every second (>= 80 %)", None, every_second),
+        ],
+        baselines=[Baseline("the same run without readers", [r["freshness_p99_s"] for r in alone])],
+        extra={
+            "seconds": seconds,
+            "trades_sent": sum(r["trades_sent"] for r in runs),
+            "freshness_p50_s_without": median([r["freshness_p50_s"] for r in alone]),
+            "freshness_p50_s_with": median([r["freshness_p50_s"] for r in shared]),
+            "reader_queries": sum(r["reader_queries"] for r in shared),
+            "reader_query_p99_s": max((r["reader_query_p99_s"] or 0.0) for r in shared),
+        },
+        error=error,
+    )
 
 
 def reader(out: Path, seconds: float) -> None:

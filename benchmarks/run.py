@@ -34,10 +34,13 @@ def _measures(quick: bool, repeats: int) -> dict[int, Callable[[str], Result]]:
     from benchmarks import (
         bench_dashboard,
         bench_freshness,
+        bench_history,
         bench_kafka,
+        bench_market,
         bench_micro,
         bench_pipeline,
         bench_query,
+        bench_share,
         bench_store,
     )
 
@@ -54,6 +57,9 @@ def _measures(quick: bool, repeats: int) -> dict[int, Callable[[str], Result]]:
         7: lambda _: bench_query.candle_queries(repeats),
         8: lambda b: bench_pipeline.peak_rss(min(repeats, 2), seconds),
         9: lambda _: bench_pipeline.cold_start(repeats),
+        10: lambda b: bench_share.share_row(b, min(repeats, 2), 60 if quick else 120),
+        11: lambda _: bench_market.market_row(repeats, quick),
+        12: lambda _: bench_history.history_row(repeats, 200_000 if quick else 2_000_000),
     }
 
 
