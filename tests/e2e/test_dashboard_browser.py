@@ -181,7 +181,7 @@ def test_page_loads_and_shows_the_replayed_candles(page: Any, up: dict[str, Any]
     assert_matches_reference(data, up["reference"])
     assert page.inner_text("#tile-last .tile-value") not in ("", "—")
     assert "query" in page.inner_text("#chart-stats")
-    for metric in ("freshness", "kafka-lag", "spark-candles", "producer-trades"):
+    for metric in ("freshness", "kafka-lag", "spark-stream", "producer-trades"):
         assert page.locator(f"#metric-{metric}").count() == 1, metric
     assert not page.dialogs
 
