@@ -273,7 +273,7 @@ def nbval(*args: Path | str) -> subprocess.CompletedProcess[str]:
 def test_committed_notebooks_reproduce_their_outputs_under_nbval() -> None:
     notebooks = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     assert [p.stem for p in notebooks] == [
-        "01_live_pipeline", "02_explore_trades", "03_market_report", "05_market"
+        "01_live_pipeline", "02_explore_trades", "03_market_report", "04_history", "05_market"
     ]  # fmt: skip
     code_cells = 0
     for path in notebooks:
