@@ -67,7 +67,10 @@ class ServerTape:
         if converted is None:
             message = orjson.loads(text)
             data = message.get("data", message)
-            data["E"], data["T"] = in_unit(data["E"], unit), in_unit(data["T"], unit)
+            for key in ("E", "T"):  # a fuzzed frame may hold anything else: sent as taped
+                value = data.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    data[key] = in_unit(value, unit)
             converted = self._converted[(number, unit)] = orjson.dumps(message).decode()
         return converted
 
