@@ -96,6 +96,7 @@ def stream_inserts(bootstrap: str, seconds: float) -> dict[str, Any]:
     """Run the job at 1x then 10x a Binance-like rate; what the sink inserted, per phase."""
     phases: dict[str, list[tuple[float, str, int]]] = {}
     with running_job(bootstrap, start=False) as (job, store, settings):
+        blocks_before = _blocks(store)  # opening the store writes a bookmark (market_state)
         log = InsertLog(store)
         started = time.monotonic()
         job.start()
@@ -117,6 +118,7 @@ def stream_inserts(bootstrap: str, seconds: float) -> dict[str, Any]:
     return {
         "phases": phases,
         "blocks": blocks,
+        "blocks_before": blocks_before,
         "inserts": log.inserts,
         "run_seconds": run_seconds,
         "trigger_s": settings.trigger_seconds,
@@ -204,6 +206,7 @@ def store_write_rate(bootstrap: str, repeats: int = 3, seconds: float = 30) -> R
             "loaded)"
         )
     for table, (blocks, partitions) in run["blocks"].items():
+        blocks -= run["blocks_before"].get(table, (0, 0))[0]  # written before the log started
         name = table.rsplit(".", 1)[-1].strip("`")
         source = table.replace(f"`{name}`", f"`{FED_BY[name]}`") if name in FED_BY else table
         counted = rates.get(source, {}).get("inserts", 0)
