@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -42,7 +41,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Baseline, Clause, Result
+from benchmarks.common import Baseline, Clause, Result, interleaved
 from cryptolab.batch.download import Archive
 from cryptolab.batch.history import load_history
 from cryptolab.batch.load import load_tape
@@ -219,19 +218,6 @@ def cpu_time(fn: Callable[[], Any], out: list[float]) -> Callable[[], None]:
         out.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
 
     return timed
-
-
-def interleaved(fns: list[Callable[[], Any]], rounds: int) -> list[list[float]]:
-    """Wall seconds of each function per round, in turn, the order rotating each round."""
-    times: list[list[float]] = [[] for _ in fns]
-    for round_ in range(rounds):
-        order = list(range(len(fns)))
-        order = order[round_ % len(fns) :] + order[: round_ % len(fns)]
-        for index in order:
-            started = time.perf_counter()
-            fns[index]()
-            times[index].append(time.perf_counter() - started)
-    return times
 
 
 def history_row(rounds: int, trades: int) -> Result:

@@ -38,15 +38,17 @@ def parse() -> None:
 
     frames = list(synth_frames(["BTCUSDT", "ETHUSDT"], 120, 50, seed=1))
 
+    clock = now_us()  # the producer's clock: after every trade time of the tape
+
     def batches() -> None:
         for _ in range(40):
             for start in range(0, len(frames), BATCH_FRAMES):
-                parse_frames(frames[start : start + BATCH_FRAMES], now_us())
+                parse_frames(frames[start : start + BATCH_FRAMES], clock)
 
     def one_by_one() -> None:
         for _ in range(40):
             for frame in frames:
-                parse_frame(frame, 0)
+                parse_frame(frame, clock)
 
     _profiled(f"parse_frames, 40 x {len(frames)} frames in batches", batches, 0.0001)
     _profiled(f"parse_frame, 40 x {len(frames)} frames one by one", one_by_one, 0.0001)
